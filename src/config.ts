@@ -1,0 +1,73 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Everything the hub reads from its environment, validated once at start.
+ * Nothing else in the code base reads process.env.
+ */
+export interface Config {
+  /** HTTP port of the partner API. @defaultValue 8080 */
+  port: number;
+  /** Interface the API listens on. @defaultValue 0.0.0.0 */
+  host: string;
+  /** PostgreSQL to use; absent means the embedded PGlite under dataDir. */
+  databaseUrl: string | undefined;
+  /** Where the embedded database and generated keys live. @defaultValue ./data */
+  dataDir: string;
+  /** 32-byte key (base64 or hex) for partner credentials at rest; embedded default generates one under dataDir. */
+  encryptionKey: string | undefined;
+  /** Bearer token for /admin endpoints; embedded default generates one under dataDir. */
+  adminToken: string | undefined;
+  /** Largest request body accepted, in bytes. @defaultValue 1 MiB */
+  bodyLimitBytes: number;
+  /** How long authentication and tenancy lookups are cached, in ms. @defaultValue 5000 */
+  cacheTtlMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Database pool size of one process. @defaultValue 10 */
+  databasePoolSize: number;
+}
+
+const env = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// connection URL')
+    .optional(),
+  CONNECTOR_DATA_DIR: z.string().min(1).default('data'),
+  CONNECTOR_ENCRYPTION_KEY: z.string().optional(),
+  CONNECTOR_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+  CONNECTOR_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  CONNECTOR_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5000),
+  CONNECTOR_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = env.safeParse(Object.fromEntries(Object.entries(source).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (e.DATABASE_URL && !e.CONNECTOR_ENCRYPTION_KEY) {
+    throw new ConfigError(
+      'Invalid configuration:\n  CONNECTOR_ENCRYPTION_KEY: required when DATABASE_URL is set (32 bytes, base64 or hex; e.g. `openssl rand -base64 32`)',
+    );
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.CONNECTOR_DATA_DIR),
+    encryptionKey: e.CONNECTOR_ENCRYPTION_KEY,
+    adminToken: e.CONNECTOR_ADMIN_TOKEN,
+    bodyLimitBytes: e.CONNECTOR_BODY_LIMIT_BYTES,
+    cacheTtlMs: e.CONNECTOR_CACHE_TTL_MS,
+    logLevel: e.LOG_LEVEL,
+    databasePoolSize: e.CONNECTOR_DB_POOL_SIZE,
+  };
+}

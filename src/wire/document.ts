@@ -1,0 +1,132 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { HubError } from '../errors/hub-error.ts';
+
+/**
+ * The format-neutral shape both codecs produce: element name -> text, null
+ * (an empty element, which clears a field) or nested elements. XML and JSON
+ * bodies become this before any record rule looks at them.
+ */
+export interface WireDocument {
+  [name: string]: string | null | WireDocument;
+}
+
+export type WireFormat = 'xml' | 'json';
+
+const MAX_DEPTH = 16;
+
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  parseTagValue: false,
+  trimValues: true,
+  // Every element as a list, so a repeated element is seen and refused
+  // instead of one copy silently winning.
+  isArray: () => true,
+  maxNestedTags: MAX_DEPTH,
+  // Only XML's predefined and numeric character references (no DOCTYPE, so no
+  // custom entities); the expansion caps bound the work a body can cause.
+  htmlEntities: true,
+  processEntities: { enabled: true, maxTotalExpansions: 10000, maxExpandedLength: 1_000_000 },
+});
+
+const malformed = (message: string, detail?: string) => new HubError('MALFORMED_BODY', message, { detail });
+
+/** Parses an XML body into a WireDocument with exactly one root element. */
+export function parseXml(text: string): WireDocument {
+  // DOCTYPE is where entity expansion attacks (billion laughs, external
+  // entities) live; the API never needs one, so it is refused outright.
+  if (/<!DOCTYPE|<!ENTITY/i.test(text)) {
+    throw malformed('XML with a DOCTYPE or ENTITY declaration is not accepted');
+  }
+  // The seed's own save sample closes with `</ providerInfo >`; partners
+  // copied it, so whitespace inside closing tags is tolerated.
+  const normalised = text.replace(/<\/\s+([A-Za-z_][\w.-]*)\s*>/g, '</$1>');
+  const valid = XMLValidator.validate(normalised);
+  if (valid !== true) {
+    const unclosed = /^Invalid '\[(.*)\]' found/s.exec(valid.err.msg);
+    const what = unclosed
+      ? `element(s) ${unclosed[1].split(',').map((n) => `<${n.trim().replace(/"/g, '')}>`).join(', ')} never closed`
+      : valid.err.msg;
+    throw malformed(`The body is not well-formed XML: ${what} (line ${valid.err.line}, column ${valid.err.col})`);
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = parser.parse(normalised) as Record<string, unknown>;
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/nest/i.test(message)) throw malformed(`XML elements may nest at most ${MAX_DEPTH} levels deep`, message);
+    const reserved = /Invalid name: "([^"]+)"/.exec(message);
+    if (reserved) throw malformed(`The element name <${reserved[1]}> is not allowed`, message);
+    throw malformed('The body is not well-formed XML', message);
+  }
+  return toDocument(raw, '');
+}
+
+function toDocument(node: Record<string, unknown>, path: string): WireDocument {
+  const doc: WireDocument = Object.create(null);
+  for (const [name, value] of Object.entries(node)) {
+    if (name === '#text') {
+      throw malformed(`<${path || 'document'}> mixes text with elements; put the text inside an element`);
+    }
+    const list = value as unknown[];
+    const where = path ? `${path}/${name}` : name;
+    if (list.length > 1) throw malformed(`<${where}> appears ${list.length} times; it may appear once`);
+    const item = list[0];
+    if (typeof item === 'string') doc[name] = item === '' ? null : item;
+    else if (item === undefined || item === null) doc[name] = null;
+    else doc[name] = toDocument(item as Record<string, unknown>, where);
+  }
+  return doc;
+}
+
+/** Parses a JSON body into the same WireDocument shape as XML. */
+export function parseJson(text: string): WireDocument {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw malformed(`The body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isPlainObject(raw)) throw malformed('The JSON body must be an object');
+  return jsonToDocument(raw, '', 1);
+}
+
+function jsonToDocument(node: Record<string, unknown>, path: string, depth: number): WireDocument {
+  if (depth > MAX_DEPTH) throw malformed(`JSON objects may nest at most ${MAX_DEPTH} levels deep`);
+  const doc: WireDocument = Object.create(null);
+  for (const [name, value] of Object.entries(node)) {
+    const where = path ? `${path}/${name}` : name;
+    if (value === null || value === '') doc[name] = null;
+    else if (typeof value === 'string') doc[name] = value.trim() === '' ? null : value.trim();
+    else if (typeof value === 'number' || typeof value === 'boolean') doc[name] = String(value);
+    else if (isPlainObject(value)) doc[name] = jsonToDocument(value, where, depth + 1);
+    else throw malformed(`"${where}" must be a string, number, boolean, null or object`);
+  }
+  return doc;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function parseBody(text: string, format: WireFormat): WireDocument {
+  if (text.trim() === '') throw malformed('The request body is empty');
+  return format === 'xml' ? parseXml(text) : parseJson(text);
+}
+
+/**
+ * The single root element of a document, which must be `expected`. JSON
+ * bodies may also leave the root out ({ "providerInfo": … }).
+ */
+export function rootElement(doc: WireDocument, expected: string, format: WireFormat): WireDocument {
+  const names = Object.keys(doc);
+  if (format === 'json' && !(expected in doc) && names.length > 0) return doc;
+  if (names.length !== 1) {
+    throw malformed(`The body must have exactly one root element <${expected}>; found ${names.length ? names.map((n) => `<${n}>`).join(', ') : 'none'}`);
+  }
+  const root = doc[names[0]];
+  if (names[0] !== expected) throw malformed(`The root element must be <${expected}>, not <${names[0]}>`);
+  if (root === null || typeof root === 'string') throw malformed(`<${expected}> must contain elements`);
+  return root;
+}
