@@ -69,7 +69,7 @@ export function mergeFields(
   schema: RecordSchema,
   stored: FieldValues | null,
   change: FieldChange,
-  context: { now: Date; by: string },
+  context: { now: Date; by: string; referencesChanged?: boolean },
 ): MergeResult {
   const values: FieldValues = {};
   const changed: string[] = [];
@@ -85,7 +85,7 @@ export function mergeFields(
     values.createdDate ??= now;
     values.createdBy ??= context.by;
   }
-  if (stored === null || changed.length > 0) {
+  if (stored === null || changed.length > 0 || context.referencesChanged) {
     if (change.modifiedDate === undefined || change.modifiedDate === null) values.modifiedDate = now;
     if (change.modifiedBy === undefined) values.modifiedBy = context.by;
   } else {

@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import { HubError } from '../errors/hub-error.ts';
+import type { Logger } from '../log.ts';
+import type { ErrorLog } from '../services/error-log.ts';
+import type { Principal } from '../services/tenancy.ts';
+import { render } from '../wire/render.ts';
+import { errorEnvelope } from '../wire/record-codec.ts';
+import { CONTENT_TYPES, responseFormat } from './negotiation.ts';
+
+/** Anything thrown -> a HubError. The one place foreign errors get a reason. */
+export function toHubError(error: unknown): HubError {
+  if (error instanceof HubError) return error;
+  const e = error as { type?: string; status?: number; name?: string; code?: string; message?: string; cause?: unknown };
+  const detail = `${e?.name ?? 'Error'}: ${e?.message ?? String(error)}`;
+  // body-parser (Express) errors carry a `type`.
+  if (e?.type === 'entity.too.large') return new HubError('BODY_TOO_LARGE', 'The request body is larger than this hub accepts', { detail });
+  if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') {
+    return new HubError('UNSUPPORTED_MEDIA_TYPE', 'The request body uses a character set or encoding this hub does not read; send UTF-8', { detail });
+  }
+  if (e?.type === 'request.aborted' || e?.type === 'request.size.invalid') return new HubError('MALFORMED_BODY', 'The request body was cut short', { detail });
+  if (isUnavailable(e)) {
+    return new HubError('UNAVAILABLE', 'The hub cannot reach its database right now; retry shortly', { detail, retryAfter: 5 });
+  }
+  if (e?.name?.startsWith('PrismaClient') || e?.name === 'DriverAdapterError' || /^P\d{4}$/.test(e?.code ?? '')) {
+    return new HubError('DATABASE', 'The database refused the operation; support can look it up by errorUUID', { detail, cause: error });
+  }
+  return new HubError('UNKNOWN', 'Something unexpected went wrong; support can look it up by errorUUID', { detail, cause: error });
+}
+
+function isUnavailable(e: { name?: string; code?: string; message?: string; cause?: unknown } | undefined): boolean {
+  if (!e) return false;
+  if (e.name === 'PrismaClientInitializationError') return true;
+  // P1001 can't reach server, P1017 server closed connection, P2024 pool timeout, P2028 transaction could not start.
+  if (['P1001', 'P1002', 'P1017', 'P2024', 'P2028', 'ECONNREFUSED', 'ECONNRESET', '57P01', '57P03'].includes(e.code ?? '')) return true;
+  if (/ECONNREFUSED|ECONNRESET|Connection terminated|connection is closed|Can't reach database|Timed out fetching a new connection/i.test(e.message ?? '')) return true;
+  return e.cause ? isUnavailable(e.cause as typeof e) : false;
+}
+
+/**
+ * Answers every failure with the seed's <error> envelope (or its JSON twin),
+ * stores it by errorUUID with a redacted copy of the request, and logs it
+ * with the same errorUUID. Stack traces stay in the log.
+ */
+export function errorResponder(errorLog: ErrorLog, logger: Logger) {
+  return async (error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const hubError = toHubError(error);
+    const errorUUID = randomUUID();
+    const principal = res.locals.principal as Principal | undefined;
+    const provider = principal?.code;
+    const level = hubError.status >= 500 ? 'error' : 'warn';
+    logger[level](
+      {
+        errorUUID,
+        reason: hubError.reason,
+        code: hubError.code,
+        status: hubError.status,
+        provider,
+        method: req.method,
+        route: req.path,
+        detail: hubError.detail,
+        err: hubError.status >= 500 ? (hubError.cause ?? hubError) : undefined,
+      },
+      hubError.message,
+    );
+    try {
+      await errorLog.record(errorUUID, hubError, provider, {
+        method: req.method,
+        route: req.path,
+        query: req.query as Record<string, unknown>,
+        headers: req.headers,
+        body: typeof req.body === 'string' ? req.body : undefined,
+      });
+    } catch (storeError) {
+      logger.error({ errorUUID, err: storeError }, 'could not store the error record');
+    }
+    if (res.headersSent) return;
+    const format = res.locals.responseFormat ?? responseFormat(req);
+    res.status(hubError.status).set(hubError.headers).type(CONTENT_TYPES[format as 'xml' | 'json']);
+    if (hubError.retryAfter) res.set('Retry-After', String(hubError.retryAfter));
+    res.send(render(errorEnvelope(hubError.reason, errorUUID, hubError.message), format));
+  };
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { createLogger } from '../log.ts';
+import { resolveSecrets, startApi } from '../hub.ts';
+import { ErrorLog } from '../services/error-log.ts';
+import { EncryptionKeyMismatch, verifyEncryptionKey } from '../services/key-check.ts';
+import { applyMigrations } from '../store/migrations.ts';
+import { startEmbeddedPostgres } from '../store/embedded-postgres.ts';
+import { applyTurnup, formatTurnupReport } from '../turnup/apply-turnup.ts';
+import { loadTurnupFile, TurnupError } from '../turnup/load-turnup.ts';
+import { openCliDatabase } from './cli-database.ts';
+
+const USAGE = `Usage: connector <command>
+
+  start                      serve the partner API (embedded PGlite unless DATABASE_URL is set)
+  api                        same as start: the API role of a production deployment
+  migrate                    apply database migrations and exit
+  turnup apply <file>        apply a turn-up file (YAML or JSON); --dry-run shows the changes only
+  turnup validate <file>     check a turn-up file without touching the database
+  errors show <errorUUID>    what support needs to know about one error
+  errors list                recent errors; --provider CODE, --reason REASON, --limit N
+  token                      print a new random API token for a turn-up file
+
+Configuration comes from the environment; see README.md.`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'dry-run': { type: 'boolean' },
+      provider: { type: 'string' },
+      reason: { type: 'string' },
+      limit: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (!command || values.help) {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === 'token') {
+    console.log(randomBytes(24).toString('hex'));
+    return 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'start':
+    case 'api':
+      return serve(config);
+    case 'migrate':
+      return migrate(config);
+    case 'turnup':
+      if (sub === 'validate' && arg) {
+        const file = await loadTurnupFile(arg, process.env);
+        console.log(`${arg}: valid (${file.providers.length} providers, ${file.clients.length} clients)`);
+        return 0;
+      }
+      if (sub === 'apply' && arg) return turnup(config, arg, values['dry-run'] ?? false);
+      throw new UsageError('usage: connector turnup apply|validate <file> [--dry-run]');
+    case 'errors':
+      if (sub === 'show' && arg) return showError(config, arg);
+      if (sub === 'list') return listErrors(config, values);
+      throw new UsageError('usage: connector errors show <errorUUID> | errors list [--provider CODE] [--reason REASON] [--limit N]');
+    default:
+      throw new UsageError(`unknown command: ${command}\n\n${USAGE}`);
+  }
+}
+
+async function serve(config: Config): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  const hub = await startApi(config, logger);
+  if (hub.database.embedded) {
+    logger.info({ dataDir: config.dataDir }, 'embedded database; admin token in data folder file admin.token');
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await hub.close();
+  logger.info('stopped');
+  return 0;
+}
+
+async function migrate(config: Config): Promise<number> {
+  if (config.databaseUrl) {
+    const applied = await applyMigrations(config.databaseUrl);
+    console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+    return 0;
+  }
+  const embedded = await startEmbeddedPostgres(config.dataDir);
+  try {
+    const applied = await applyMigrations(embedded.url);
+    console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+  } finally {
+    await embedded.stop();
+  }
+  return 0;
+}
+
+async function turnup(config: Config, path: string, dryRun: boolean): Promise<number> {
+  const file = await loadTurnupFile(path, process.env);
+  const { secretBox } = resolveSecrets(config);
+  const db = await openCliDatabase(config);
+  try {
+    await verifyEncryptionKey(db.prisma, secretBox);
+    const report = await applyTurnup({ prisma: db.prisma, secretBox }, file, { dryRun });
+    console.log(formatTurnupReport(report));
+    if (dryRun) console.log('dry run: nothing was written');
+  } finally {
+    await db.close();
+  }
+  return 0;
+}
+
+async function showError(config: Config, errorUUID: string): Promise<number> {
+  const db = await openCliDatabase(config);
+  try {
+    const found = await new ErrorLog(db.prisma).find(errorUUID);
+    if (!found) {
+      console.error(`No error with errorUUID ${errorUUID}`);
+      return 1;
+    }
+    console.log(JSON.stringify(found, null, 2));
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+async function listErrors(config: Config, options: { provider?: string; reason?: string; limit?: string }): Promise<number> {
+  const db = await openCliDatabase(config);
+  try {
+    const rows = await new ErrorLog(db.prisma).recent({ provider: options.provider, reason: options.reason, limit: options.limit ? Number(options.limit) : 20 });
+    for (const e of rows) console.log(`${e.time}  ${e.errorUUID}  ${e.httpStatus} ${e.reason.padEnd(14)} ${(e.provider ?? '-').padEnd(12)} ${e.method} ${e.route}  ${e.message}`);
+    if (rows.length === 0) console.log('no errors');
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    // Operator mistakes get their message alone; anything else its stack too.
+    if (error instanceof ConfigError || error instanceof TurnupError || error instanceof UsageError || error instanceof EncryptionKeyMismatch) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,23 @@
+import type { PrismaClient } from '../store/generated/client.ts';
+import { ErrorLog } from './error-log.ts';
+import { LeadSourceService } from './lead-source-service.ts';
+import { TenancyService } from './tenancy.ts';
+import { UserService } from './user-service.ts';
+
+/** The services the API, the CLI and (later) the workers share. */
+export interface HubServices {
+  tenancy: TenancyService;
+  users: UserService;
+  leadSources: LeadSourceService;
+  errors: ErrorLog;
+}
+
+export function createHubServices(deps: { prisma: PrismaClient; cacheTtlMs: number; clock?: () => Date }): HubServices {
+  const tenancy = new TenancyService(deps.prisma, deps.cacheTtlMs);
+  return {
+    tenancy,
+    users: new UserService(deps.prisma, tenancy, deps.clock),
+    leadSources: new LeadSourceService(deps.prisma, tenancy, deps.clock),
+    errors: new ErrorLog(deps.prisma),
+  };
+}

@@ -1,0 +1,97 @@
+import { HubError, ValidationError } from '../errors/hub-error.ts';
+import type { ProviderInfo } from '../domain/fields.ts';
+import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
+import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
+import type { Prisma, PrismaClient } from '../store/generated/client.ts';
+import { claimLink } from '../store/links.ts';
+import { fromColumns, toColumns } from '../store/record-rows.ts';
+import type { RecordSave } from '../wire/record-codec.ts';
+import { requireProviderInfo, scopeOf } from './record-scope.ts';
+import type { Principal, TenancyService } from './tenancy.ts';
+import { TRANSACTION_OPTIONS } from './transactions.ts';
+import type { SaveOutcome } from './user-service.ts';
+
+export interface LeadSourceView {
+  providerInfo: ProviderInfo;
+  values: FieldValues;
+}
+
+/** Lead sources (/leadsource): saved and fetched by the provider's own IDs, per club. */
+export class LeadSourceService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly tenancy: TenancyService,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async save(principal: Principal, save: RecordSave): Promise<SaveOutcome> {
+    const info = requireProviderInfo(save.providerInfo, 'leadSource/providerInfo');
+    const scope = await scopeOf(this.tenancy, principal, { provider: info.identifier, clientID: info.clientID, clubID: info.clubID });
+    const problems = validateFields(LEAD_SOURCE_SCHEMA, save.fields, false);
+    if (problems.length) throw new ValidationError(problems);
+
+    return this.prisma.$transaction(async (tx) => {
+      const link = await claimLink(tx, { providerId: principal.providerId, entityType: 'LEAD_SOURCE', clubId: scope.clubId, externalId: info.recordID });
+      const stored = link.created ? null : await tx.leadSource.findUnique({ where: { id: link.entityId } });
+      const storedValues = stored ? fromColumns(LEAD_SOURCE_SCHEMA, stored) : null;
+      if (!stored) {
+        const missing = validateFields(LEAD_SOURCE_SCHEMA, save.fields, true);
+        if (missing.length) throw new ValidationError(missing);
+      }
+      if (isStale(storedValues, save.fields)) {
+        throw new HubError(
+          'STALE_UPDATE',
+          `The stored lead source was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(save.fields.modifiedDate!).toISOString()}; the update was not applied`,
+        );
+      }
+      const merged = mergeFields(LEAD_SOURCE_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code });
+      merged.values.active ??= 'true';
+      if (stored && merged.changed.length === 0) return { uuid: link.entityId, created: false, changed: false };
+      const data = toColumns(LEAD_SOURCE_SCHEMA, merged.values) as Prisma.LeadSourceUncheckedCreateInput;
+      if (stored) {
+        await tx.leadSource.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } } });
+      } else {
+        await tx.leadSource.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId } });
+        await resolvePendingLeadSources(tx, scope.clientId, principal.providerId, info.recordID, link.entityId);
+      }
+      return { uuid: link.entityId, created: !stored, changed: true };
+    }, TRANSACTION_OPTIONS);
+  }
+
+  async fetchOne(principal: Principal, ids: { provider: string; clientID: string; clubID: string; identifier: string }): Promise<LeadSourceView> {
+    const scope = await scopeOf(this.tenancy, principal, { provider: ids.provider, clientID: ids.clientID, clubID: ids.clubID });
+    const link = await this.prisma.link.findUnique({
+      where: { providerId_entityType_clubId_externalId: { providerId: principal.providerId, entityType: 'LEAD_SOURCE', clubId: scope.clubId, externalId: ids.identifier } },
+    });
+    const row = link ? await this.prisma.leadSource.findUnique({ where: { id: link.entityId } }) : null;
+    if (!row) throw new HubError('RECORD_NOT_FOUND', `No lead source with identifier '${ids.identifier}' in club '${ids.clubID}' of client '${ids.clientID}'`);
+    return {
+      providerInfo: { identifier: principal.code, clientID: ids.clientID, clubID: ids.clubID, recordID: ids.identifier },
+      values: fromColumns(LEAD_SOURCE_SCHEMA, row),
+    };
+  }
+
+  /** Every lead source of the club that this provider knows by its own ID, by name. */
+  async list(principal: Principal, ids: { provider: string; clientID: string; clubID: string }): Promise<LeadSourceView[]> {
+    const scope = await scopeOf(this.tenancy, principal, ids);
+    const links = await this.prisma.link.findMany({
+      where: { providerId: principal.providerId, entityType: 'LEAD_SOURCE', clubId: scope.clubId },
+      select: { entityId: true, externalId: true },
+    });
+    const externalIds = new Map(links.map((l) => [l.entityId, l.externalId]));
+    const rows = await this.prisma.leadSource.findMany({ where: { id: { in: [...externalIds.keys()] } }, orderBy: [{ name: 'asc' }, { id: 'asc' }] });
+    return rows.map((row) => ({
+      providerInfo: { identifier: principal.code, clientID: ids.clientID, clubID: ids.clubID, recordID: externalIds.get(row.id)! },
+      values: fromColumns(LEAD_SOURCE_SCHEMA, row),
+    }));
+  }
+}
+
+/** A lead source arrived: users waiting for it (defer policy) now point at it. */
+async function resolvePendingLeadSources(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, leadSourceId: string): Promise<void> {
+  await tx.$executeRaw`
+    UPDATE user_record SET "leadSourceId" = ${leadSourceId}::uuid, "pendingLeadSourceRef" = NULL,
+      "pendingProviderId" = CASE WHEN "pendingOwnerRef" IS NULL THEN NULL ELSE "pendingProviderId" END,
+      version = version + 1, "updatedAt" = now()
+    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingLeadSourceRef" = ${ref}`;
+}

@@ -1,0 +1,49 @@
+import { HubError, ValidationError } from '../errors/hub-error.ts';
+import { checkProviderInfo, type ProviderInfo } from '../domain/fields.ts';
+import type { Principal, TenancyService } from './tenancy.ts';
+
+/** Where a record lives, in hub IDs and in the calling provider's IDs. */
+export interface RecordScope {
+  clientId: string;
+  clubId: string;
+  clientExternalId: string;
+  clubExternalId: string;
+  /** Every granted club of the client (references resolve client-wide). */
+  clientClubIds: string[];
+}
+
+/**
+ * The provider sandbox rule (seed 002 "Security: per club access"): the
+ * identifier must be the authenticated provider, and the client and club
+ * must be granted to it. An unknown client and another tenant's client get
+ * the same answer, so nothing leaks about who else is on the hub.
+ */
+export async function scopeOf(
+  tenancy: TenancyService,
+  principal: Principal,
+  ids: { provider: string; clientID: string; clubID: string },
+): Promise<RecordScope> {
+  if (ids.provider !== principal.code) {
+    throw new HubError('FORBIDDEN', `These credentials belong to provider ${principal.code}, not ${ids.provider}`);
+  }
+  const grants = await tenancy.grantsOf(principal.providerId);
+  const client = grants.clients.get(ids.clientID);
+  const clubId = client?.clubs.get(ids.clubID);
+  if (!client || !clubId) {
+    throw new HubError('FORBIDDEN', `Provider ${principal.code} has no access to club '${ids.clubID}' of client '${ids.clientID}'`);
+  }
+  return {
+    clientId: client.clientId,
+    clubId,
+    clientExternalId: client.externalId,
+    clubExternalId: ids.clubID,
+    clientClubIds: [...client.clubs.values()],
+  };
+}
+
+/** Checks the four providerInfo IDs of a save and returns them typed. */
+export function requireProviderInfo(info: Partial<Record<keyof ProviderInfo, string | null>>, where: string): ProviderInfo {
+  const problems = checkProviderInfo(info, where);
+  if (problems.length) throw new ValidationError(problems);
+  return info as ProviderInfo;
+}

@@ -1,0 +1,219 @@
+import { HubError, ValidationError } from '../errors/hub-error.ts';
+import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
+import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
+import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
+import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
+import { claimLink, externalIdOf, findLinkedEntity } from '../store/links.ts';
+import { fromColumns, toColumns } from '../store/record-rows.ts';
+import type { RecordSave } from '../wire/record-codec.ts';
+import { requireProviderInfo, scopeOf, type RecordScope } from './record-scope.ts';
+import type { Principal, TenancyService } from './tenancy.ts';
+import { TRANSACTION_OPTIONS } from './transactions.ts';
+
+export interface SaveOutcome {
+  uuid: string;
+  created: boolean;
+  /** False when the save changed nothing (an identical re-send). */
+  changed: boolean;
+}
+
+/** A user as the API answers it: values plus the asking provider's IDs. */
+export interface UserView {
+  providerInfo: ProviderInfo;
+  values: FieldValues;
+  leadInfo: { leadSource?: string; ownerID?: string };
+}
+
+export type UserLookup = { uuid: string } | { clientID: string; clubID: string; recordID: string };
+
+/** Reference columns of a user; undefined in a change means "keep". */
+interface References {
+  leadSourceId: string | null;
+  ownerId: string | null;
+  pendingProviderId: string | null;
+  pendingLeadSourceRef: string | null;
+  pendingOwnerRef: string | null;
+}
+
+const entityTypeOf = (kind: UserKind) => (kind === 'staff' ? 'STAFF' : 'USER') as 'STAFF' | 'USER';
+
+/**
+ * Saving and fetching users (/user) and staff (/staff): upsert by the
+ * provider's own IDs, partial updates, stale-update refusal, and the
+ * leadInfo references translated from the provider's IDs to hub entities.
+ */
+export class UserService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly tenancy: TenancyService,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async save(principal: Principal, kind: UserKind, save: RecordSave): Promise<SaveOutcome> {
+    const root = 'user';
+    const info = requireProviderInfo(save.providerInfo, `${root}/providerInfo`);
+    const scope = await scopeOf(this.tenancy, principal, { provider: info.identifier, clientID: info.clientID, clubID: info.clubID });
+    const problems = validateFields(USER_SCHEMA, save.fields, false);
+    const typeProblem = userTypeProblem(kind, save.fields.userType);
+    if (typeProblem) problems.push(typeProblem);
+    if (kind === 'staff' && save.leadInfo && Object.values(save.leadInfo).some((v) => v)) {
+      problems.push('user/leadInfo does not apply to staff');
+    }
+    for (const [name, value] of Object.entries(save.leadInfo ?? {})) {
+      if (value && value.length > ID_MAX) problems.push(`user/leadInfo/${name} must be at most ${ID_MAX} characters`);
+    }
+    if (problems.length) throw new ValidationError(problems);
+    const references = await this.resolveReferences(principal, scope, save.leadInfo);
+
+    return this.prisma.$transaction(async (tx) => {
+      const link = await claimLink(tx, { providerId: principal.providerId, entityType: entityTypeOf(kind), clubId: scope.clubId, externalId: info.recordID });
+      const stored = link.created ? null : await tx.user.findUnique({ where: { id: link.entityId } });
+      const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
+      if (!stored) {
+        const missing = validateFields(USER_SCHEMA, save.fields, true);
+        if (missing.length) throw new ValidationError(missing);
+      }
+      if (isStale(storedValues, save.fields)) {
+        throw new HubError(
+          'STALE_UPDATE',
+          `The stored record was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(save.fields.modifiedDate!).toISOString()}; the update was not applied`,
+        );
+      }
+      const before = stored ? referencesOf(stored) : emptyReferences();
+      const after = applyReferences(before, references, principal.providerId);
+      const referencesChanged = !sameReferences(before, after);
+      const merged = mergeFields(USER_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code, referencesChanged });
+      const trial = trialProblem(merged.values);
+      if (trial) throw new ValidationError([trial]);
+      if (stored && merged.changed.length === 0 && !referencesChanged) {
+        return { uuid: link.entityId, created: false, changed: false };
+      }
+      const data = { ...toColumns(USER_SCHEMA, merged.values), ...after } as Prisma.UserUncheckedCreateInput;
+      if (stored) {
+        await tx.user.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } } });
+      } else {
+        await tx.user.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId } });
+        if (kind === 'staff') await resolvePendingOwners(tx, scope.clientId, principal.providerId, info.recordID, link.entityId);
+      }
+      return { uuid: link.entityId, created: !stored, changed: true };
+    }, TRANSACTION_OPTIONS);
+  }
+
+  async fetch(principal: Principal, kind: UserKind, provider: string, lookup: UserLookup): Promise<UserView> {
+    const entityType = entityTypeOf(kind);
+    let user: User | null;
+    let recordID: string | undefined;
+    if ('uuid' in lookup) {
+      if (provider !== principal.code) throw new HubError('FORBIDDEN', `These credentials belong to provider ${principal.code}, not ${provider}`);
+      user = await this.prisma.user.findUnique({ where: { id: lookup.uuid } });
+      const grants = await this.tenancy.grantsOf(principal.providerId);
+      // Another tenant's record answers exactly like a missing one.
+      if (!user || !grants.clubsById.has(user.clubId) || (user.userType === 'STAFF') !== (kind === 'staff')) {
+        throw new HubError('RECORD_NOT_FOUND', `No ${kind} with uuid ${lookup.uuid}`);
+      }
+      recordID = await externalIdOf(this.prisma, principal.providerId, entityType, user.id);
+    } else {
+      const scope = await scopeOf(this.tenancy, principal, { provider, clientID: lookup.clientID, clubID: lookup.clubID });
+      const link = await this.prisma.link.findUnique({
+        where: { providerId_entityType_clubId_externalId: { providerId: principal.providerId, entityType, clubId: scope.clubId, externalId: lookup.recordID } },
+      });
+      user = link ? await this.prisma.user.findUnique({ where: { id: link.entityId } }) : null;
+      if (!user) {
+        throw new HubError('RECORD_NOT_FOUND', `No ${kind} with recordID '${lookup.recordID}' in club '${lookup.clubID}' of client '${lookup.clientID}'`);
+      }
+      recordID = lookup.recordID;
+    }
+    const grants = await this.tenancy.grantsOf(principal.providerId);
+    const where = grants.clubsById.get(user.clubId)!;
+    const leadInfo: UserView['leadInfo'] = {};
+    const mine = user.pendingProviderId === principal.providerId;
+    const leadSource = user.leadSourceId ? await externalIdOf(this.prisma, principal.providerId, 'LEAD_SOURCE', user.leadSourceId) : undefined;
+    const ownerID = user.ownerId ? await externalIdOf(this.prisma, principal.providerId, 'STAFF', user.ownerId) : undefined;
+    if (leadSource ?? (mine && user.pendingLeadSourceRef)) leadInfo.leadSource = leadSource ?? user.pendingLeadSourceRef!;
+    if (ownerID ?? (mine && user.pendingOwnerRef)) leadInfo.ownerID = ownerID ?? user.pendingOwnerRef!;
+    return {
+      providerInfo: { identifier: principal.code, clientID: where.clientExternalId, clubID: where.clubExternalId, recordID: recordID ?? '' },
+      values: fromColumns(USER_SCHEMA, user),
+      leadInfo,
+    };
+  }
+
+  /**
+   * Translates leadInfo's provider IDs to hub entities. Seed 002: "If the
+   * lead source or staff owner do not exist in the Connector, the record
+   * will be rejected" — the default policy; `defer` keeps the reference
+   * pending until the staff or lead source arrives.
+   */
+  private async resolveReferences(
+    principal: Principal,
+    scope: RecordScope,
+    leadInfo: RecordSave['leadInfo'],
+  ): Promise<Partial<Record<'leadSource' | 'ownerID', { id: string | null; pending: string | null }>>> {
+    const out: Partial<Record<'leadSource' | 'ownerID', { id: string | null; pending: string | null }>> = {};
+    const missing: string[] = [];
+    for (const [name, entityType] of [['leadSource', 'LEAD_SOURCE'], ['ownerID', 'STAFF']] as const) {
+      const ref = leadInfo?.[name];
+      if (ref === undefined) continue;
+      if (ref === null) {
+        out[name] = { id: null, pending: null };
+        continue;
+      }
+      const id = await findLinkedEntity(this.prisma, { providerId: principal.providerId, entityType, externalId: ref, clubId: scope.clubId, clientClubIds: scope.clientClubIds });
+      if (id) out[name] = { id, pending: null };
+      else if (principal.unknownReferences === 'DEFER') out[name] = { id: null, pending: ref };
+      else {
+        const what = name === 'leadSource' ? 'lead source' : 'staff member';
+        const path = name === 'leadSource' ? '/connector/api/2011-11/leadsource' : '/connector/api/2011-11/staff';
+        missing.push(`user/leadInfo/${name} '${ref}' is not a ${what} the hub knows for client '${scope.clientExternalId}'; save it through ${path} first`);
+      }
+    }
+    if (missing.length) throw new ValidationError(missing, 'UNKNOWN_REFERENCE');
+    return out;
+  }
+}
+
+function emptyReferences(): References {
+  return { leadSourceId: null, ownerId: null, pendingProviderId: null, pendingLeadSourceRef: null, pendingOwnerRef: null };
+}
+
+function referencesOf(user: User): References {
+  const { leadSourceId, ownerId, pendingProviderId, pendingLeadSourceRef, pendingOwnerRef } = user;
+  return { leadSourceId, ownerId, pendingProviderId, pendingLeadSourceRef, pendingOwnerRef };
+}
+
+function applyReferences(
+  before: References,
+  change: Partial<Record<'leadSource' | 'ownerID', { id: string | null; pending: string | null }>>,
+  providerId: string,
+): References {
+  const next = { ...before };
+  // Pending references are in one provider's ID space; another provider's
+  // leadInfo replaces them rather than mixing two ID spaces on one record.
+  if ((change.leadSource || change.ownerID) && before.pendingProviderId && before.pendingProviderId !== providerId) {
+    next.pendingLeadSourceRef = null;
+    next.pendingOwnerRef = null;
+  }
+  if (change.leadSource) {
+    next.leadSourceId = change.leadSource.id;
+    next.pendingLeadSourceRef = change.leadSource.pending;
+  }
+  if (change.ownerID) {
+    next.ownerId = change.ownerID.id;
+    next.pendingOwnerRef = change.ownerID.pending;
+  }
+  next.pendingProviderId = next.pendingLeadSourceRef || next.pendingOwnerRef ? (change.leadSource || change.ownerID ? providerId : before.pendingProviderId) : null;
+  return next;
+}
+
+function sameReferences(a: References, b: References): boolean {
+  return (Object.keys(a) as (keyof References)[]).every((k) => a[k] === b[k]);
+}
+
+/** A staff member arrived: users waiting for it as owner (defer policy) now point at it. */
+async function resolvePendingOwners(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, staffId: string): Promise<void> {
+  await tx.$executeRaw`
+    UPDATE user_record SET "ownerId" = ${staffId}::uuid, "pendingOwnerRef" = NULL,
+      "pendingProviderId" = CASE WHEN "pendingLeadSourceRef" IS NULL THEN NULL ELSE "pendingProviderId" END,
+      version = version + 1, "updatedAt" = now()
+    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingOwnerRef" = ${ref}`;
+}

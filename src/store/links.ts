@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityType, Prisma } from './generated/client.ts';
+
+type Tx = Prisma.TransactionClient;
+
+export interface LinkKey {
+  providerId: string;
+  entityType: EntityType;
+  clubId: string;
+  externalId: string;
+}
+
+/**
+ * The identity of an inbound record: (provider, club, type, recordID) ->
+ * hub UUID. Returns the linked UUID, creating the link with a new UUID when
+ * there is none. The no-op DO UPDATE takes a row lock, so two concurrent
+ * saves of the same record run one after the other instead of both
+ * inserting. One round trip either way.
+ */
+export async function claimLink(tx: Tx, key: LinkKey): Promise<{ entityId: string; created: boolean }> {
+  const rows = await tx.$queryRaw<{ entityId: string; created: boolean }[]>`
+    INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
+    VALUES (${randomUUID()}::uuid, ${key.entityType}::"EntityType", ${randomUUID()}::uuid,
+            ${key.providerId}::uuid, ${key.clubId}::uuid, ${key.externalId})
+    ON CONFLICT ("providerId", "entityType", "clubId", "externalId")
+      DO UPDATE SET "createdAt" = link."createdAt"
+    RETURNING "entityId"::text AS "entityId", (xmax = 0) AS created`;
+  return rows[0];
+}
+
+/**
+ * A provider's reference (its own lead-source or staff ID) to a hub entity
+ * in one client: the same club first, then any club of the client.
+ */
+export async function findLinkedEntity(
+  db: Tx,
+  ref: { providerId: string; entityType: EntityType; externalId: string; clubId: string; clientClubIds: string[] },
+): Promise<string | undefined> {
+  const links = await db.link.findMany({
+    where: { providerId: ref.providerId, entityType: ref.entityType, externalId: ref.externalId, clubId: { in: ref.clientClubIds } },
+    select: { entityId: true, clubId: true },
+    take: 10,
+  });
+  return (links.find((l) => l.clubId === ref.clubId) ?? links[0])?.entityId;
+}
+
+/** The provider's own ID for a hub entity, if it has one. */
+export async function externalIdOf(db: Tx, providerId: string, entityType: EntityType, entityId: string): Promise<string | undefined> {
+  const link = await db.link.findFirst({ where: { providerId, entityType, entityId }, select: { externalId: true } });
+  return link?.externalId;
+}
