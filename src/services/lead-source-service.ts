@@ -6,7 +6,7 @@ import type { Prisma, PrismaClient } from '../store/generated/client.ts';
 import { claimLink } from '../store/links.ts';
 import { fromColumns, toColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
-import { requireProviderInfo, scopeOf } from './record-scope.ts';
+import { rejectSave, requireProviderInfo, scopeOf } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 import { TRANSACTION_OPTIONS } from './transactions.ts';
 import type { SaveOutcome } from './user-service.ts';
@@ -28,10 +28,11 @@ export class LeadSourceService {
     const info = requireProviderInfo(save.providerInfo, 'leadSource/providerInfo');
     const scope = await scopeOf(this.tenancy, principal, { provider: info.identifier, clientID: info.clientID, clubID: info.clubID });
     const problems = validateFields(LEAD_SOURCE_SCHEMA, save.fields, false);
-    if (problems.length) throw new ValidationError(problems);
+    const linkKey = { providerId: principal.providerId, entityType: 'LEAD_SOURCE' as const, clubId: scope.clubId, externalId: info.recordID };
+    if (problems.length) await rejectSave(this.prisma, problems, linkKey, LEAD_SOURCE_SCHEMA, save.fields);
 
     return this.prisma.$transaction(async (tx) => {
-      const link = await claimLink(tx, { providerId: principal.providerId, entityType: 'LEAD_SOURCE', clubId: scope.clubId, externalId: info.recordID });
+      const link = await claimLink(tx, linkKey);
       const stored = link.created ? null : await tx.leadSource.findUnique({ where: { id: link.entityId } });
       const storedValues = stored ? fromColumns(LEAD_SOURCE_SCHEMA, stored) : null;
       if (!stored) {

@@ -1,5 +1,8 @@
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { checkProviderInfo, type ProviderInfo } from '../domain/fields.ts';
+import { validateFields, type FieldChange, type RecordSchema } from '../domain/record-schema.ts';
+import type { PrismaClient } from '../store/generated/client.ts';
+import type { LinkKey } from '../store/links.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 
 /** Where a record lives, in hub IDs and in the calling provider's IDs. */
@@ -46,4 +49,14 @@ export function requireProviderInfo(info: Partial<Record<keyof ProviderInfo, str
   const problems = checkProviderInfo(info, where);
   if (problems.length) throw new ValidationError(problems);
   return info as ProviderInfo;
+}
+
+/**
+ * Throws every problem of a save at once: the format problems found, plus
+ * the fields a new record would need when the record does not exist yet.
+ */
+export async function rejectSave(prisma: PrismaClient, problems: string[], key: LinkKey, schema: RecordSchema, fields: FieldChange): Promise<never> {
+  const existing = await prisma.link.findUnique({ where: { providerId_entityType_clubId_externalId: key }, select: { id: true } });
+  const all = existing ? problems : [...problems, ...validateFields(schema, fields, true).filter((p) => !problems.includes(p))];
+  throw new ValidationError(all);
 }

@@ -6,7 +6,7 @@ import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
 import { claimLink, externalIdOf, findLinkedEntity } from '../store/links.ts';
 import { fromColumns, toColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
-import { requireProviderInfo, scopeOf, type RecordScope } from './record-scope.ts';
+import { rejectSave, requireProviderInfo, scopeOf, type RecordScope } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 import { TRANSACTION_OPTIONS } from './transactions.ts';
 
@@ -62,11 +62,12 @@ export class UserService {
     for (const [name, value] of Object.entries(save.leadInfo ?? {})) {
       if (value && value.length > ID_MAX) problems.push(`user/leadInfo/${name} must be at most ${ID_MAX} characters`);
     }
-    if (problems.length) throw new ValidationError(problems);
+    const linkKey = { providerId: principal.providerId, entityType: entityTypeOf(kind), clubId: scope.clubId, externalId: info.recordID };
+    if (problems.length) await rejectSave(this.prisma, problems, linkKey, USER_SCHEMA, save.fields);
     const references = await this.resolveReferences(principal, scope, save.leadInfo);
 
     return this.prisma.$transaction(async (tx) => {
-      const link = await claimLink(tx, { providerId: principal.providerId, entityType: entityTypeOf(kind), clubId: scope.clubId, externalId: info.recordID });
+      const link = await claimLink(tx, linkKey);
       const stored = link.created ? null : await tx.user.findUnique({ where: { id: link.entityId } });
       const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
       if (!stored) {

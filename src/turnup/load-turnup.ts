@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { turnupSchema, type TurnupFile } from './turnup-schema.ts';
 
@@ -33,11 +33,19 @@ export function parseTurnup(text: string, fileName: string, env: Record<string, 
     new TurnupError(`${fileName} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:`, problems);
 
   if (!EXTENSIONS.includes(path.extname(fileName).toLowerCase())) {
-    throw fail([`(file): a turn-up file must end in ${EXTENSIONS.join(', ')}`]);
+    throw fail(['(file): a turn-up file must end in .yaml, .yml or .json']);
   }
   // The YAML 1.2 parser reads JSON as well, and reports every syntax error with its line.
-  const document = parseDocument(text, { prettyErrors: true });
-  if (document.errors.length > 0) throw fail(document.errors.map((error) => `(syntax): ${error.message}`));
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: false, lineCounter });
+  if (document.errors.length > 0) {
+    throw fail(
+      document.errors.map((error) => {
+        const { line, col } = lineCounter.linePos(error.pos[0]);
+        return `line ${line}, column ${col}: ${error.message}`;
+      }),
+    );
+  }
   const raw: unknown = document.toJS();
 
   const missing: string[] = [];
@@ -95,6 +103,11 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
       const fields = issue.keys.map((key) => JSON.stringify(key)).join(', ');
       return `${at}: unknown field${issue.keys.length === 1 ? '' : 's'} ${fields}`;
     }
+    case 'invalid_union':
+      if ('options' in issue && issue.options) return `${at}: must be one of ${quotedList(issue.options)}`;
+      return `${at}: ${issue.message}`;
+    case 'invalid_value':
+      return `${at}: must be ${issue.values.length === 1 ? quotedList(issue.values) : `one of ${quotedList(issue.values)}`}`;
     case 'invalid_key':
       return `${at}: the key is invalid: ${issue.issues.map((inner) => inner.message).join('; ')}`;
     case 'invalid_type': {
@@ -112,6 +125,10 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
     default:
       return `${at}: ${issue.message}`;
   }
+}
+
+function quotedList(values: readonly unknown[]): string {
+  return values.map((value) => JSON.stringify(value)).join(', ');
 }
 
 function article(kind: string): string {
@@ -160,7 +177,7 @@ function findReferenceProblems(file: TurnupFile): string[] {
     firstOccurrences(client.clubs.map((club) => club.code), (index, first) =>
       report(['clients', i, 'clubs', index, 'code'], `club "${client.clubs[index].code}" is already declared at ${formatPath(['clients', i, 'clubs', first])}`),
     );
-    const clubCodes = client.clubs.map((club) => club.code);
+    const clubCodes = [...new Set(client.clubs.map((club) => club.code))];
     const grantAt = new Map<string, number>();
 
     client.providers.forEach((grant, j) => {
@@ -190,7 +207,7 @@ function findReferenceProblems(file: TurnupFile): string[] {
         }
         const otherClub = clubByExternalId.get(externalId);
         if (otherClub !== undefined) {
-          report([...at, 'clubs', clubCode], `club ID "${externalId}" is already used for club "${otherClub}" of this client; each club needs its own ID`);
+          report([...at, 'clubs', clubCode], `provider "${grant.provider}" already uses club ID "${externalId}" for club "${otherClub}" of this client; each club needs its own ID`);
         } else {
           clubByExternalId.set(externalId, clubCode);
         }
