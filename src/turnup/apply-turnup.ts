@@ -4,7 +4,7 @@ import { hashPassword, hashToken, verifyPassword } from '../security/credential-
 import type { SecretBox } from '../security/secret-box.ts';
 import { Prisma, type PrismaClient, type ProviderClub, type ProviderCredential } from '../store/generated/client.ts';
 import { decryptConnection, encryptConnection } from './connection-secrets.ts';
-import { formatPath, TurnupError } from './load-turnup.ts';
+import { assertTurnupReferences, formatPath, TurnupError } from './load-turnup.ts';
 import type { ClientDeclaration, ProviderDeclaration, TurnupFile } from './turnup-schema.ts';
 
 export { decryptConnection };
@@ -57,6 +57,7 @@ const CANNOT_APPLY = 'The turn-up cannot be applied:';
  * grants of the clients it names are revoked when the file drops them.
  */
 export async function applyTurnup(deps: TurnupDeps, file: TurnupFile, options: { dryRun?: boolean } = {}): Promise<TurnupReport> {
+  assertTurnupReferences(file, CANNOT_APPLY);
   const changes: TurnupChange[] = [];
   try {
     await deps.prisma.$transaction(

@@ -60,6 +60,16 @@ export function parseTurnup(text: string, fileName: string, env: Record<string, 
   return parsed.data;
 }
 
+/**
+ * The reference checks alone, for a TurnupFile built in code rather than
+ * parsed (applyTurnup runs them so it never meets a grant of an undeclared
+ * provider).
+ */
+export function assertTurnupReferences(file: TurnupFile, heading = 'The turn-up file is inconsistent:'): void {
+  const problems = findReferenceProblems(file);
+  if (problems.length > 0) throw new TurnupError(heading, problems);
+}
+
 type PathSegment = string | number | symbol;
 
 /** `clients[0].providers[1].clubs.downtown`; keys that are not plain words are quoted. */

@@ -350,6 +350,14 @@ describe('applying a turn-up file', () => {
     expect((await grantOf(codes.P, codes.C))?.externalId).toBe(`pc-${id}`);
   });
 
+  it('refuses a file built in code whose grants name an undeclared provider', async () => {
+    const { codes, file } = scenario();
+    await expect(applyTurnup(deps, { ...file, providers: file.providers.slice(1) })).rejects.toThrow(
+      `clients[0].providers[0].provider: provider "${codes.P}" is not declared under providers`,
+    );
+    expect(await prisma.provider.count({ where: { code: codes.Q } })).toBe(0);
+  });
+
   it('formats one line per change and a summary', () => {
     const text = formatTurnupReport({
       changes: [

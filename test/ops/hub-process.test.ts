@@ -1,0 +1,124 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { generateKey } from '../../src/security/secret-box.ts';
+import { createPrisma } from '../../src/store/database.ts';
+import { runCli, startHubProcess } from '../support/hub-process.ts';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'connector-ops-'));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const token = randomBytes(24).toString('hex');
+const turnupFile = (dir: string, provider: string) => {
+  const file = path.join(dir, 'turnup.yaml');
+  writeFileSync(
+    file,
+    `providers:
+  - code: ${provider}
+    name: Ops test
+    credentials:
+      - type: token
+        token: \${OPS_TOKEN}
+clients:
+  - code: ops-${provider.toLowerCase()}
+    name: Ops client
+    clubs: [{ code: main, name: Main }]
+    providers:
+      - provider: ${provider}
+        clientId: "456"
+        clubs: { main: "123" }
+`,
+  );
+  return file;
+};
+const userBody = (provider: string) =>
+  `<user><providerInfo><identifier>${provider}</identifier><clientID>456</clientID><clubID>123</clubID><recordID>r1</recordID></providerInfo><userInfo><firstname>Pete</firstname><userStatus>ACTIVE</userStatus><userType>PROSPECT</userType></userInfo></user>`;
+
+async function saveAndFetch(url: string, provider: string) {
+  const saved = await fetch(`${url}/connector/api/2011-11/user`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/xml' },
+    body: userBody(provider),
+  });
+  expect(saved.status).toBe(200);
+}
+
+async function fetchUser(url: string, provider: string) {
+  return fetch(`${url}/connector/api/2011-11/user?provider=${provider}&client_id=456&club_id=123&recordID=r1`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+}
+
+describe('the hub as a process', () => {
+  it.runIf(inject('databaseKind') === 'pglite')(
+    'starts on the embedded default with no configuration, takes turn-up from the CLI while running, keeps data across a SIGTERM restart',
+    async () => {
+      const dataDir = tempDir();
+      const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
+      const env = { CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: token };
+      const hub = await startHubProcess(env);
+      expect((await fetch(`${hub.url}/health`)).status).toBe(200);
+      expect((await fetch(`${hub.url}/ready`)).status).toBe(200);
+      // The CLI reaches the running hub's embedded database through its socket.
+      const applied = await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env);
+      expect(applied.stderr).toBe('');
+      expect(applied.stdout).toContain(`created   provider   ${provider}`);
+      await saveAndFetch(hub.url, provider);
+      hub.child.kill('SIGTERM');
+      expect(await hub.exited).toBe(0);
+      expect(hub.logs.some((l) => l.includes('"stopped"') || l.includes('stopped'))).toBe(true);
+      expect(existsSync(path.join(dataDir, 'embedded-postgres.json'))).toBe(false);
+
+      const again = await startHubProcess(env);
+      const res = await fetchUser(again.url, provider);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('<firstname>Pete</firstname>');
+      again.child.kill('SIGTERM');
+      expect(await again.exited).toBe(0);
+    },
+    120_000,
+  );
+
+  it('runs on DATABASE_URL, migrating it at start, and refuses a key that cannot read the stored credentials', async () => {
+    const dataDir = tempDir();
+    const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
+    const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: token, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32) };
+    // The run's database is shared: forget its key check so this test's key becomes the database's key.
+    const prisma = createPrisma(inject('databaseUrl'), 1);
+    await prisma.setting.deleteMany({ where: { key: 'encryption.check' } });
+    await prisma.$disconnect();
+    const key = generateKey();
+    const applied = await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], { ...env, CONNECTOR_ENCRYPTION_KEY: key });
+    expect(applied.code).toBe(0);
+    const hub = await startHubProcess({ ...env, CONNECTOR_ENCRYPTION_KEY: key });
+    await saveAndFetch(hub.url, provider);
+    expect((await fetchUser(hub.url, provider)).status).toBe(200);
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
+
+    const wrongKey = await runCli(['start'], { ...env, PORT: '0', CONNECTOR_ENCRYPTION_KEY: generateKey() });
+    expect(wrongKey.code).toBe(2);
+    expect(wrongKey.stderr).toContain('CONNECTOR_ENCRYPTION_KEY cannot decrypt the credentials stored in this database');
+  }, 120_000);
+
+  it('refuses to start on invalid configuration, naming each bad variable', async () => {
+    const res = await runCli(['start'], { PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('PORT');
+    expect(res.stderr).toContain('LOG_LEVEL');
+    expect(res.stderr).toContain('DATABASE_URL: must be a postgresql:// connection URL');
+  }, 60_000);
+
+  it('requires an encryption key when DATABASE_URL is set', async () => {
+    const res = await runCli(['start'], { DATABASE_URL: 'postgresql://127.0.0.1:1/x', CONNECTOR_ENCRYPTION_KEY: '' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('CONNECTOR_ENCRYPTION_KEY: required when DATABASE_URL is set');
+  }, 60_000);
+});
