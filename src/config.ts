@@ -25,6 +25,25 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Database pool size of one process. @defaultValue 10 */
   databasePoolSize: number;
+  /** Redis for the delivery queues; absent means BullMQ's PostgreSQL backend on the hub's database. */
+  redisUrl: string | undefined;
+  delivery: DeliveryDefaults;
+}
+
+/** Delivery settings of a connection that turn-up does not set. */
+export interface DeliveryDefaults {
+  /** Jobs in flight per receiving connection. @defaultValue 5 */
+  concurrency: number;
+  /** Attempts before a delivery is dead-lettered. @defaultValue 12 */
+  attempts: number;
+  /** First retry delay; doubles per attempt (with jitter) up to 5 minutes. @defaultValue 1000 */
+  backoffMs: number;
+  /** Timeout of one partner call. @defaultValue 10000 */
+  timeoutMs: number;
+  /** How often the relay looks for new changes when not woken. @defaultValue 100 */
+  relayIntervalMs: number;
+  /** How often pending deliveries are checked against the queue. @defaultValue 30000 */
+  reconcileIntervalMs: number;
 }
 
 const env = z.object({
@@ -40,6 +59,13 @@ const env = z.object({
   CONNECTOR_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   CONNECTOR_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5000),
   CONNECTOR_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  CONNECTOR_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(5),
+  CONNECTOR_DELIVERY_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+  CONNECTOR_DELIVERY_BACKOFF_MS: z.coerce.number().int().min(10).default(1000),
+  CONNECTOR_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  CONNECTOR_RELAY_INTERVAL_MS: z.coerce.number().int().min(10).default(100),
+  CONNECTOR_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -69,5 +95,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CONNECTOR_CACHE_TTL_MS,
     logLevel: e.LOG_LEVEL,
     databasePoolSize: e.CONNECTOR_DB_POOL_SIZE,
+    redisUrl: e.REDIS_URL,
+    delivery: {
+      concurrency: e.CONNECTOR_DELIVERY_CONCURRENCY,
+      attempts: e.CONNECTOR_DELIVERY_ATTEMPTS,
+      backoffMs: e.CONNECTOR_DELIVERY_BACKOFF_MS,
+      timeoutMs: e.CONNECTOR_DELIVERY_TIMEOUT_MS,
+      relayIntervalMs: e.CONNECTOR_RELAY_INTERVAL_MS,
+      reconcileIntervalMs: e.CONNECTOR_RECONCILE_INTERVAL_MS,
+    },
   };
 }

@@ -8,6 +8,7 @@ import { SecretBox, generateKey } from './security/secret-box.ts';
 import { createHubServices, type HubServices } from './services/hub-services.ts';
 import { verifyEncryptionKey } from './services/key-check.ts';
 import { openDatabase, type Database } from './store/database.ts';
+import { DeliveryEngine } from './delivery/delivery-engine.ts';
 
 export interface HubSecrets {
   secretBox: SecretBox;
@@ -34,25 +35,62 @@ export function resolveSecrets(config: Config, logger?: Logger): HubSecrets {
 }
 
 export interface RunningHub {
-  url: string;
-  port: number;
+  /** The API's base URL, when this process serves the API. */
+  url: string | undefined;
+  port: number | undefined;
   database: Database;
   services: HubServices;
-  /** Stops taking requests, lets in-flight ones finish, closes the database. */
+  engine: DeliveryEngine | undefined;
+  /** Stops taking requests and jobs, lets in-flight ones finish, closes the database. */
   close(): Promise<void>;
 }
 
-/** Opens the database (migrating it), checks the key, and serves the API. */
-export async function startApi(config: Config, logger: Logger): Promise<RunningHub> {
+export interface Roles {
+  api: boolean;
+  worker: boolean;
+}
+
+/**
+ * Opens the database (migrating it), checks the key, and runs the roles:
+ * the partner API, the delivery worker, or both in one process (the
+ * embedded default).
+ */
+export async function startHub(config: Config, logger: Logger, roles: Roles): Promise<RunningHub> {
   const secrets = resolveSecrets(config, logger);
   const database = await openDatabase(config);
+  let engine: DeliveryEngine | undefined;
   try {
     await verifyEncryptionKey(database.prisma, secrets.secretBox);
+    if (roles.worker) {
+      engine = await DeliveryEngine.start({
+        prisma: database.prisma,
+        secretBox: secrets.secretBox,
+        databaseUrl: database.url,
+        embedded: database.embedded,
+        redisUrl: config.redisUrl,
+        defaults: config.delivery,
+        logger,
+      });
+    }
   } catch (error) {
+    await engine?.stop();
     await database.close();
     throw error;
   }
-  const services = createHubServices({ prisma: database.prisma, cacheTtlMs: config.cacheTtlMs });
+  const services = createHubServices({ prisma: database.prisma, cacheTtlMs: config.cacheTtlMs, onChange: engine ? () => engine.wake() : undefined });
+  if (!roles.api) {
+    return {
+      url: undefined,
+      port: undefined,
+      database,
+      services,
+      engine,
+      async close() {
+        await engine?.stop();
+        await database.close();
+      },
+    };
+  }
   let draining = false;
   const app = createApp({
     services,
@@ -80,12 +118,14 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningH
     port: address.port,
     database,
     services,
+    engine,
     async close() {
       draining = true;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await engine?.stop();
       await database.close();
     },
   };

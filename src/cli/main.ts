@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { createLogger } from '../log.ts';
-import { resolveSecrets, startApi } from '../hub.ts';
+import { resolveSecrets, startHub, type Roles } from '../hub.ts';
 import { ErrorLog } from '../services/error-log.ts';
 import { EncryptionKeyMismatch, verifyEncryptionKey } from '../services/key-check.ts';
 import { applyMigrations } from '../store/migrations.ts';
@@ -10,11 +10,13 @@ import { startEmbeddedPostgres } from '../store/embedded-postgres.ts';
 import { applyTurnup, formatTurnupReport } from '../turnup/apply-turnup.ts';
 import { loadTurnupFile, TurnupError } from '../turnup/load-turnup.ts';
 import { openCliDatabase } from './cli-database.ts';
+import { RedisPolicyError } from '../delivery/queue-backend.ts';
 
 const USAGE = `Usage: connector <command>
 
-  start                      serve the partner API (embedded PGlite unless DATABASE_URL is set)
-  api                        same as start: the API role of a production deployment
+  start                      the partner API and the delivery worker in one process (embedded PGlite unless DATABASE_URL is set)
+  api                        the partner API only (production: scale separately from workers)
+  worker                     the delivery worker only: outbox relay, partner deliveries, reconciliation
   migrate                    apply database migrations and exit
   turnup apply <file>        apply a turn-up file (YAML or JSON); --dry-run shows the changes only
   turnup validate <file>     check a turn-up file without touching the database
@@ -50,8 +52,11 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   switch (command) {
     case 'start':
+      return serve(config, { api: true, worker: true });
     case 'api':
-      return serve(config);
+      return serve(config, { api: true, worker: false });
+    case 'worker':
+      return serve(config, { api: false, worker: true });
     case 'migrate':
       return migrate(config);
     case 'turnup':
@@ -71,15 +76,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function serve(config: Config): Promise<number> {
+async function serve(config: Config, roles: Roles): Promise<number> {
   const logger = createLogger(config.logLevel);
-  const hub = await startApi(config, logger);
+  const hub = await startHub(config, logger, roles);
   if (hub.database.embedded) {
     logger.info({ dataDir: config.dataDir }, 'embedded database; admin token in data folder file admin.token');
   }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      logger.info({ signal }, 'shutting down: finishing in-flight requests and deliveries');
       resolve();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -152,7 +157,13 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     // Operator mistakes get their message alone; anything else its stack too.
-    if (error instanceof ConfigError || error instanceof TurnupError || error instanceof UsageError || error instanceof EncryptionKeyMismatch) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof TurnupError ||
+      error instanceof UsageError ||
+      error instanceof EncryptionKeyMismatch ||
+      error instanceof RedisPolicyError
+    ) {
       console.error(error.message);
       process.exit(2);
     }

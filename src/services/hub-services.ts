@@ -12,12 +12,16 @@ export interface HubServices {
   errors: ErrorLog;
 }
 
-export function createHubServices(deps: { prisma: PrismaClient; cacheTtlMs: number; clock?: () => Date }): HubServices {
+/**
+ * `onChange` is called after a save that changed something has committed
+ * (the in-process delivery engine uses it to relay at once).
+ */
+export function createHubServices(deps: { prisma: PrismaClient; cacheTtlMs: number; clock?: () => Date; onChange?: () => void }): HubServices {
   const tenancy = new TenancyService(deps.prisma, deps.cacheTtlMs);
   return {
     tenancy,
-    users: new UserService(deps.prisma, tenancy, deps.clock),
-    leadSources: new LeadSourceService(deps.prisma, tenancy, deps.clock),
+    users: new UserService(deps.prisma, tenancy, deps.clock, deps.onChange),
+    leadSources: new LeadSourceService(deps.prisma, tenancy, deps.clock, deps.onChange),
     errors: new ErrorLog(deps.prisma),
   };
 }

@@ -4,6 +4,7 @@ import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
 import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import type { Prisma, PrismaClient } from '../store/generated/client.ts';
 import { claimLink } from '../store/links.ts';
+import { recordChanges, type RecordChange } from '../store/outbox.ts';
 import { fromColumns, toColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { rejectSave, requireProviderInfo, scopeOf } from './record-scope.ts';
@@ -22,6 +23,7 @@ export class LeadSourceService {
     private readonly prisma: PrismaClient,
     private readonly tenancy: TenancyService,
     private readonly clock: () => Date = () => new Date(),
+    private readonly onChange: () => void = () => {},
   ) {}
 
   async save(principal: Principal, save: RecordSave): Promise<SaveOutcome> {
@@ -31,7 +33,7 @@ export class LeadSourceService {
     const linkKey = { providerId: principal.providerId, entityType: 'LEAD_SOURCE' as const, clubId: scope.clubId, externalId: info.recordID };
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, LEAD_SOURCE_SCHEMA, save.fields);
 
-    return this.prisma.$transaction(async (tx) => {
+    const outcome = await this.prisma.$transaction(async (tx) => {
       const link = await claimLink(tx, linkKey);
       const stored = link.created ? null : await tx.leadSource.findUnique({ where: { id: link.entityId } });
       const storedValues = stored ? fromColumns(LEAD_SOURCE_SCHEMA, stored) : null;
@@ -49,14 +51,18 @@ export class LeadSourceService {
       merged.values.active ??= 'true';
       if (stored && merged.changed.length === 0) return { uuid: link.entityId, created: false, changed: false };
       const data = toColumns(LEAD_SOURCE_SCHEMA, merged.values) as Prisma.LeadSourceUncheckedCreateInput;
-      if (stored) {
-        await tx.leadSource.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } } });
-      } else {
-        await tx.leadSource.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId } });
-        await resolvePendingLeadSources(tx, scope.clientId, principal.providerId, info.recordID, link.entityId);
-      }
+      const saved = stored
+        ? await tx.leadSource.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } }, select: { version: true } })
+        : await tx.leadSource.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId }, select: { version: true } });
+      const changes: RecordChange[] = [
+        { entityType: 'LEAD_SOURCE', entityId: link.entityId, clientId: scope.clientId, version: saved.version, originProviderId: principal.providerId },
+      ];
+      if (!stored) changes.push(...(await resolvePendingLeadSources(tx, scope.clientId, principal.providerId, info.recordID, link.entityId)));
+      await recordChanges(tx, changes);
       return { uuid: link.entityId, created: !stored, changed: true };
     }, TRANSACTION_OPTIONS);
+    if (outcome.changed) this.onChange();
+    return outcome;
   }
 
   async fetchOne(principal: Principal, ids: { provider: string; clientID: string; clubID: string; identifier: string }): Promise<LeadSourceView> {
@@ -89,10 +95,12 @@ export class LeadSourceService {
 }
 
 /** A lead source arrived: users waiting for it (defer policy) now point at it. */
-async function resolvePendingLeadSources(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, leadSourceId: string): Promise<void> {
-  await tx.$executeRaw`
+async function resolvePendingLeadSources(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, leadSourceId: string): Promise<RecordChange[]> {
+  const rows = await tx.$queryRaw<{ id: string; version: number }[]>`
     UPDATE user_record SET "leadSourceId" = ${leadSourceId}::uuid, "pendingLeadSourceRef" = NULL,
       "pendingProviderId" = CASE WHEN "pendingOwnerRef" IS NULL THEN NULL ELSE "pendingProviderId" END,
       version = version + 1, "updatedAt" = now()
-    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingLeadSourceRef" = ${ref}`;
+    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingLeadSourceRef" = ${ref}
+    RETURNING id::text AS id, version`;
+  return rows.map((r) => ({ entityType: 'USER', entityId: r.id, clientId, version: r.version, originProviderId: providerId }));
 }

@@ -4,6 +4,7 @@ import { isStale, mergeFields, validateFields, type FieldValues } from '../domai
 import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
 import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
 import { claimLink, externalIdOf, findLinkedEntity } from '../store/links.ts';
+import { recordChanges, type RecordChange } from '../store/outbox.ts';
 import { fromColumns, toColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { rejectSave, requireProviderInfo, scopeOf, type RecordScope } from './record-scope.ts';
@@ -47,6 +48,7 @@ export class UserService {
     private readonly prisma: PrismaClient,
     private readonly tenancy: TenancyService,
     private readonly clock: () => Date = () => new Date(),
+    private readonly onChange: () => void = () => {},
   ) {}
 
   async save(principal: Principal, kind: UserKind, save: RecordSave): Promise<SaveOutcome> {
@@ -66,7 +68,7 @@ export class UserService {
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, USER_SCHEMA, save.fields);
     const references = await this.resolveReferences(principal, scope, save.leadInfo);
 
-    return this.prisma.$transaction(async (tx) => {
+    const outcome = await this.prisma.$transaction(async (tx) => {
       const link = await claimLink(tx, linkKey);
       const stored = link.created ? null : await tx.user.findUnique({ where: { id: link.entityId } });
       const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
@@ -90,14 +92,20 @@ export class UserService {
         return { uuid: link.entityId, created: false, changed: false };
       }
       const data = { ...toColumns(USER_SCHEMA, merged.values), ...after } as Prisma.UserUncheckedCreateInput;
-      if (stored) {
-        await tx.user.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } } });
-      } else {
-        await tx.user.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId } });
-        if (kind === 'staff') await resolvePendingOwners(tx, scope.clientId, principal.providerId, info.recordID, link.entityId);
+      const saved = stored
+        ? await tx.user.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } }, select: { version: true } })
+        : await tx.user.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId }, select: { version: true } });
+      const changes: RecordChange[] = [
+        { entityType: entityTypeOf(kind), entityId: link.entityId, clientId: scope.clientId, version: saved.version, originProviderId: principal.providerId },
+      ];
+      if (!stored && kind === 'staff') {
+        changes.push(...(await resolvePendingOwners(tx, scope.clientId, principal.providerId, info.recordID, link.entityId)));
       }
+      await recordChanges(tx, changes);
       return { uuid: link.entityId, created: !stored, changed: true };
     }, TRANSACTION_OPTIONS);
+    if (outcome.changed) this.onChange();
+    return outcome;
   }
 
   async fetch(principal: Principal, kind: UserKind, provider: string, lookup: UserLookup): Promise<UserView> {
@@ -211,10 +219,12 @@ function sameReferences(a: References, b: References): boolean {
 }
 
 /** A staff member arrived: users waiting for it as owner (defer policy) now point at it. */
-async function resolvePendingOwners(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, staffId: string): Promise<void> {
-  await tx.$executeRaw`
+async function resolvePendingOwners(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, staffId: string): Promise<RecordChange[]> {
+  const rows = await tx.$queryRaw<{ id: string; version: number }[]>`
     UPDATE user_record SET "ownerId" = ${staffId}::uuid, "pendingOwnerRef" = NULL,
       "pendingProviderId" = CASE WHEN "pendingLeadSourceRef" IS NULL THEN NULL ELSE "pendingProviderId" END,
       version = version + 1, "updatedAt" = now()
-    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingOwnerRef" = ${ref}`;
+    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingOwnerRef" = ${ref}
+    RETURNING id::text AS id, version`;
+  return rows.map((r) => ({ entityType: 'USER', entityId: r.id, clientId, version: r.version, originProviderId: providerId }));
 }

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { keepProtocolCyclesTogether } from './pglite-protocol-fix.ts';
 
 /**
  * The embedded default: PostgreSQL compiled to WASM (PGlite), persisted under
@@ -27,8 +28,11 @@ export async function startEmbeddedPostgres(dataDir: string, port = 0): Promise<
   const db = await PGlite.create(path.join(dataDir, 'pgdata'));
   // All socket connections share one PGlite session; BullMQ's startup option
   // `-c search_path=bullmq` is ignored by the socket, so the path is set here.
-  await db.exec('CREATE SCHEMA IF NOT EXISTS bullmq; SET search_path TO public, bullmq');
+  // Our tables have no name in common with BullMQ's, and our migrations pin
+  // `public` themselves.
+  await db.exec('SET search_path TO bullmq, public');
   const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1', maxConnections: 100 });
+  keepProtocolCyclesTogether(server);
   await server.start();
   const [, boundPort] = server.getServerConn().split(':');
   const info: RunningFile = { pid: process.pid, port: Number(boundPort) };

@@ -15,7 +15,7 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    await client.query(`CREATE TABLE IF NOT EXISTS "public"."_prisma_migrations" (
       "id" VARCHAR(36) PRIMARY KEY NOT NULL,
       "checksum" VARCHAR(64) NOT NULL,
       "finished_at" TIMESTAMPTZ,
@@ -29,7 +29,7 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
     try {
       const applied = new Map<string, string>();
       const rows = await client.query<{ migration_name: string; checksum: string }>(
-        'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+        'SELECT migration_name, checksum FROM "public"."_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
       );
       for (const row of rows.rows) applied.set(row.migration_name, row.checksum);
       const done: string[] = [];
@@ -45,9 +45,12 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
         }
         await client.query('BEGIN');
         try {
+          // The embedded database shares one session with BullMQ, whose
+          // schema comes first on its search_path: pin ours for the migration.
+          await client.query('SET LOCAL search_path TO public');
           await client.query(sql);
           await client.query(
-            `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+            `INSERT INTO "public"."_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
              VALUES ($1, $2, now(), $3, 1)`,
             [randomUUID(), checksum, name],
           );

@@ -1,0 +1,112 @@
+import type { AdapterContext, OutboundUser, ReceivableUserType } from '../../adapters/contract.ts';
+import { userDeliveryMode } from '../../adapters/contract.ts';
+import { USER_SCHEMA } from '../domain/user-record.ts';
+import type { PrismaClient } from '../store/generated/client.ts';
+import { fromColumns } from '../store/record-rows.ts';
+import type { ReceivingConnection } from './connections.ts';
+import type { PartnerSync } from './partner-sync.ts';
+
+/** The outcome of delivering one version: sent (or deliberately not), with a note for the history. */
+export interface DeliveryOutcome {
+  outcome: 'DELIVERED' | 'SKIPPED';
+  version: number;
+  note: string;
+}
+
+const TRIAL_FIELDS = ['trialStartDate', 'trialEndDate'];
+
+/**
+ * Delivering records to one partner, by record type. Pure engine logic:
+ * which fields the agreement includes, references translated through links
+ * and sync, create vs update by the stored link. The adapter only translates.
+ */
+export class RecordDelivery {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly sync: PartnerSync,
+  ) {}
+
+  async deliver(entityType: string, entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext) {
+    switch (entityType) {
+      case 'USER':
+        return this.deliverUser(entityId, conn, ctx);
+      case 'STAFF':
+        return this.matchStaff(entityId, conn, ctx);
+      case 'LEAD_SOURCE':
+        return this.syncLeadSource(entityId, conn, ctx);
+      default:
+        throw new Error(`unknown entity type ${entityType}`);
+    }
+  }
+
+  /** Current version of a record (what a delivery sends), or undefined when it is gone. */
+  async versionOf(entityType: string, entityId: string): Promise<number | undefined> {
+    const row =
+      entityType === 'LEAD_SOURCE'
+        ? await this.prisma.leadSource.findUnique({ where: { id: entityId }, select: { version: true } })
+        : await this.prisma.user.findUnique({ where: { id: entityId }, select: { version: true } });
+    return row?.version;
+  }
+
+  private async deliverUser(entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext): Promise<DeliveryOutcome> {
+    const user = await this.prisma.user.findUnique({ where: { id: entityId } });
+    if (!user) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
+    const skip = (note: string): DeliveryOutcome => ({ outcome: 'SKIPPED', version: user.version, note });
+    const type = user.userType as ReceivableUserType;
+    if (!conn.agreement.userTypes.includes(type)) return skip(`the agreement with ${conn.providerCode} does not include ${type}`);
+    const mode = userDeliveryMode(conn.adapter.capabilities, type);
+    if (!mode) return skip(`the ${conn.adapter.name} adapter cannot receive ${type}`);
+    const partnerClub = conn.clubs.get(user.clubId);
+    if (!partnerClub) return skip(`the record's club is not granted to ${conn.providerCode}`);
+
+    const fields = fromColumns(USER_SCHEMA, user);
+    const prospect = type === 'PROSPECT';
+    if (!(prospect && conn.agreement.prospects.trial)) for (const f of TRIAL_FIELDS) delete fields[f];
+    const context = ctx('record', user.id, user.version);
+    const out: OutboundUser = { uuid: user.id, userType: type, fields, clientId: conn.clientExternalId, clubId: partnerClub };
+    const notes: string[] = [];
+    if (prospect && conn.agreement.prospects.staffOwner && user.ownerId) {
+      // Seed 001: matched staff -> the partner's staff ID; unmatched -> no owner.
+      const owner = await this.sync.staffId(conn, context, user.ownerId, { refresh: false });
+      if (owner.partnerId) out.ownerId = owner.partnerId;
+      notes.push(`owner ${owner.partnerId ?? `none (${owner.how})`}`);
+    }
+    if (prospect && conn.agreement.prospects.leadSource && user.leadSourceId) {
+      const version = (await this.versionOf('LEAD_SOURCE', user.leadSourceId)) ?? 0;
+      const source = await this.sync.leadSourceId(conn, ctx('reference', user.leadSourceId, version), user.leadSourceId, { pushChanges: false });
+      if (source.partnerId) out.leadSourceId = source.partnerId;
+      notes.push(`lead source ${source.partnerId ?? `none (${source.how})`}`);
+    }
+    const link = await this.prisma.link.findFirst({ where: { providerId: conn.providerId, entityType: 'USER', entityId: user.id }, select: { externalId: true } });
+    let partnerId: string;
+    if (mode === 'save') {
+      partnerId = (await conn.adapter.saveUser!(context, out, link?.externalId)).partnerId;
+    } else if (link) {
+      await conn.adapter.updateUser!(context, link.externalId, out);
+      partnerId = link.externalId;
+    } else {
+      partnerId = (await conn.adapter.createUser!(context, out)).partnerId;
+    }
+    if (!link || link.externalId !== partnerId) await this.sync.relink(conn.providerId, 'USER', user.id, user.clubId, partnerId);
+    return { outcome: 'DELIVERED', version: user.version, note: [`${link ? 'updated' : 'created'} ${partnerId}`, ...notes].join('; ') };
+  }
+
+  /** A staff change: (re)match by email. Never creates staff in the partner (seed 001). */
+  private async matchStaff(entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext): Promise<DeliveryOutcome> {
+    const version = await this.versionOf('STAFF', entityId);
+    if (version === undefined) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
+    const result = await this.sync.staffId(conn, ctx('record', entityId, version), entityId, { refresh: true });
+    return { outcome: result.partnerId ? 'DELIVERED' : 'SKIPPED', version, note: result.partnerId ? `staff ${result.how} ${result.partnerId}` : `staff ${result.how}` };
+  }
+
+  private async syncLeadSource(entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext): Promise<DeliveryOutcome> {
+    const version = await this.versionOf('LEAD_SOURCE', entityId);
+    if (version === undefined) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
+    const result = await this.sync.leadSourceId(conn, ctx('record', entityId, version), entityId, { pushChanges: true });
+    return {
+      outcome: result.partnerId ? 'DELIVERED' : 'SKIPPED',
+      version,
+      note: result.partnerId ? `lead source ${result.how} ${result.partnerId}` : `lead source ${result.how}: prospects go without it`,
+    };
+  }
+}

@@ -1,0 +1,117 @@
+import type { DeliveryDefaults } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { SecretBox } from '../security/secret-box.ts';
+import type { PrismaClient } from '../store/generated/client.ts';
+import { ConnectionRegistry } from './connections.ts';
+import { DeliveryQueues, queueNameOf } from './delivery-queues.ts';
+import { ConnectionWorker, jitteredBackoff } from './delivery-worker.ts';
+import { RecordDelivery } from './deliver-record.ts';
+import { OutboxRelay } from './outbox-relay.ts';
+import { PartnerSync } from './partner-sync.ts';
+import { createQueueBackend, type QueueBackend } from './queue-backend.ts';
+
+export interface DeliveryEngineOptions {
+  prisma: PrismaClient;
+  secretBox: SecretBox;
+  databaseUrl: string;
+  /** The database is the embedded PGlite (no LISTEN/NOTIFY through its socket). */
+  embedded?: boolean;
+  redisUrl?: string;
+  defaults: DeliveryDefaults;
+  logger: Logger;
+  /** How often worker set and connection settings are re-read. @defaultValue 5000 */
+  refreshMs?: number;
+  /** Only these clients (hub IDs): to split delivery across worker groups, and to keep tests apart. */
+  clientIds?: string[];
+}
+
+/**
+ * The worker role: the outbox relay, one BullMQ worker per receiving
+ * connection, and the reconciler that re-adds what a queue lost.
+ */
+export class DeliveryEngine {
+  private readonly workers = new Map<string, { worker: ConnectionWorker; signature: string }>();
+  private timers: NodeJS.Timeout[] = [];
+  private syncing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly options: DeliveryEngineOptions,
+    readonly backend: QueueBackend,
+    readonly registry: ConnectionRegistry,
+    readonly queues: DeliveryQueues,
+    readonly relay: OutboxRelay,
+    private readonly records: RecordDelivery,
+  ) {}
+
+  static async start(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
+    const backend = await createQueueBackend({ redisUrl: options.redisUrl, databaseUrl: options.databaseUrl, embedded: options.embedded });
+    const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
+    const queues = new DeliveryQueues(backend);
+    const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, { intervalMs: options.defaults.relayIntervalMs, clientIds: options.clientIds });
+    const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)));
+    await engine.syncWorkers();
+    // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.
+    await relay.reconcile(0);
+    relay.start();
+    engine.timers.push(
+      setInterval(() => void engine.syncWorkers(), options.refreshMs ?? 5_000),
+      setInterval(
+        () => void relay.reconcile(options.defaults.reconcileIntervalMs).catch((err) => options.logger.error({ err }, 'reconcile failed')),
+        options.defaults.reconcileIntervalMs,
+      ),
+    );
+    options.logger.info({ queue: backend.kind, connections: engine.workers.size }, 'delivery engine started');
+    return engine;
+  }
+
+  /** A change was committed in this process: relay it now rather than at the next tick. */
+  wake(): void {
+    this.relay.wake();
+  }
+
+  /** Starts, restarts (settings changed) or stops connection workers to match the turn-up. */
+  syncWorkers(): Promise<void> {
+    this.syncing ??= this.doSyncWorkers()
+      .catch((err) => this.options.logger.error({ err }, 'could not refresh delivery workers'))
+      .finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private async doSyncWorkers(): Promise<void> {
+    const connections = await this.registry.all();
+    const seen = new Set<string>();
+    for (const conn of connections) {
+      seen.add(conn.providerClientId);
+      const signature = JSON.stringify(conn.settings);
+      const running = this.workers.get(conn.providerClientId);
+      if (running?.signature === signature) continue;
+      if (running) await running.worker.worker.close();
+      const worker = new ConnectionWorker(conn, { prisma: this.options.prisma, registry: this.registry, records: this.records, logger: this.options.logger });
+      worker.worker = this.backend.createWorker(queueNameOf(conn.providerClientId), worker.process as never, {
+        concurrency: conn.settings.concurrency,
+        limiter: conn.settings.ratePerSecond ? { max: Math.max(1, Math.round(conn.settings.ratePerSecond)), duration: 1000 } : undefined,
+        lockDuration: worker.leaseMs,
+        settings: { backoffStrategy: (attemptsMade: number) => jitteredBackoff(attemptsMade, conn.settings.backoffMs) },
+      });
+      worker.worker.on('error', (err) => this.options.logger.error({ err, provider: conn.providerCode }, 'delivery worker error'));
+      this.workers.set(conn.providerClientId, { worker, signature });
+    }
+    for (const [id, running] of this.workers) {
+      if (!seen.has(id)) {
+        await running.worker.worker.close();
+        this.workers.delete(id);
+      }
+    }
+  }
+
+  /** Stops taking jobs, lets in-flight deliveries finish, closes the queues. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.syncing;
+    await this.relay.stop();
+    await Promise.all([...this.workers.values()].map((w) => w.worker.worker.close()));
+    this.workers.clear();
+    await this.queues.close();
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log.ts';
+import { Prisma, type PrismaClient } from '../store/generated/client.ts';
+import { wantsChange, type EntityKind } from '../domain/fan-out.ts';
+import type { ConnectionRegistry } from './connections.ts';
+import type { DeliveryQueues } from './delivery-queues.ts';
+
+interface EventRow {
+  id: string;
+  entityType: EntityKind;
+  entityId: string;
+  clientId: string;
+  version: number;
+  originProviderId: string | null;
+}
+
+interface PendingRow {
+  id: string;
+  entityType: string;
+  providerClientId: string;
+  wantedVersion: number;
+  replays: number;
+}
+
+/**
+ * Turns committed change events into deliveries (one row per record and
+ * receiving connection, carrying the newest version wanted) and hands them
+ * to the connection's queue. Events are marked relayed in the same
+ * transaction as the delivery rows; a crash before the queue add is healed
+ * by `reconcile`, which re-adds every pending delivery (job IDs make that
+ * idempotent).
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly connections: ConnectionRegistry,
+    private readonly queues: DeliveryQueues,
+    private readonly logger: Logger,
+    private readonly options: { intervalMs: number; batchSize?: number; clientIds?: string[] },
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.wake();
+      this.timer = setTimeout(tick, this.options.intervalMs);
+    };
+    tick();
+  }
+
+  /** Relays now (called by the API in the same process after a save). */
+  wake(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain()
+      .then(() => undefined)
+      .catch((error) => this.logger.error({ err: error }, 'outbox relay failed; retrying on the next tick'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.wake();
+        }
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Relays until no event is left. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const count = await this.relayBatch();
+      total += count;
+      if (count === 0) return total;
+    }
+  }
+
+  async relayBatch(): Promise<number> {
+    const batchSize = this.options.batchSize ?? 500;
+    const { events, pending } = await this.prisma.$transaction(
+      async (tx) => {
+        const events = await tx.$queryRaw<EventRow[]>`
+          SELECT id::text AS id, "entityType"::text AS "entityType", "entityId"::text AS "entityId", "clientId"::text AS "clientId",
+                 version, "originProviderId"::text AS "originProviderId"
+          FROM outbox_event WHERE "relayedAt" IS NULL ${this.clientFilter('"clientId"')}
+          ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
+        if (events.length === 0) return { events, pending: [] as PendingRow[] };
+        const userIds = events.filter((e) => e.entityType === 'USER').map((e) => e.entityId);
+        const userTypes = new Map(
+          (await tx.user.findMany({ where: { id: { in: userIds } }, select: { id: true, userType: true } })).map((u) => [u.id, u.userType as string]),
+        );
+        // Newest wanted version per (record, connection): a batch may hold several versions of one record.
+        const wanted = new Map<string, { entityType: string; entityId: string; clientId: string; providerClientId: string; providerId: string; version: number }>();
+        for (const event of events) {
+          for (const target of await this.connections.forClient(event.clientId)) {
+            const change = { entityType: event.entityType, originProviderId: event.originProviderId, userType: userTypes.get(event.entityId) };
+            if (!wantsChange({ providerId: target.providerId, agreement: target.agreement, capabilities: target.adapter.capabilities }, change)) continue;
+            const key = `${event.entityId}/${target.providerClientId}`;
+            const before = wanted.get(key);
+            if (!before || before.version < event.version) {
+              wanted.set(key, { ...event, providerClientId: target.providerClientId, providerId: target.providerId });
+            }
+          }
+        }
+        const rows = [...wanted.values()];
+        const pending = rows.length === 0 ? [] : await tx.$queryRaw<PendingRow[]>`
+          INSERT INTO delivery (id, "entityType", "entityId", "clientId", "providerClientId", "targetProviderId", "wantedVersion", "updatedAt")
+          SELECT * FROM unnest(${rows.map(() => randomUUID())}::uuid[], ${rows.map((r) => r.entityType)}::"EntityType"[],
+                               ${rows.map((r) => r.entityId)}::uuid[], ${rows.map((r) => r.clientId)}::uuid[],
+                               ${rows.map((r) => r.providerClientId)}::uuid[], ${rows.map((r) => r.providerId)}::uuid[],
+                               ${rows.map((r) => r.version)}::int[], ${rows.map(() => new Date())}::timestamptz[])
+          ON CONFLICT ("entityId", "providerClientId") DO UPDATE SET
+            "wantedVersion" = GREATEST(delivery."wantedVersion", EXCLUDED."wantedVersion"),
+            status = CASE WHEN EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN 'PENDING'::"DeliveryStatus" ELSE delivery.status END,
+            "updatedAt" = now()
+          RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays, status::text AS status`;
+        await tx.$executeRaw`UPDATE outbox_event SET "relayedAt" = now() WHERE id = ANY(${events.map((e) => e.id)}::uuid[])`;
+        return { events, pending: pending.filter((p) => (p as PendingRow & { status: string }).status === 'PENDING') };
+      },
+      { maxWait: 10_000, timeout: 60_000 },
+    );
+    if (pending.length) await this.enqueue(pending);
+    return events.length;
+  }
+
+  /**
+   * Re-adds every pending delivery whose last change is older than
+   * `olderThanMs` (a lost queue add, a Redis restart that lost its jobs).
+   * Job IDs make this safe to run at any time.
+   */
+  async reconcile(olderThanMs: number): Promise<number> {
+    const pending = await this.prisma.$queryRaw<PendingRow[]>`
+      SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
+      FROM delivery WHERE status = 'PENDING' AND "updatedAt" < now() - make_interval(secs => ${olderThanMs / 1000}) ${this.clientFilter('"clientId"')}`;
+    if (pending.length) await this.enqueue(pending);
+    return pending.length;
+  }
+
+  private clientFilter(column: string): Prisma.Sql {
+    return this.options.clientIds ? Prisma.sql`AND ${Prisma.raw(column)} = ANY(${this.options.clientIds}::uuid[])` : Prisma.empty;
+  }
+
+  private async enqueue(pending: PendingRow[]): Promise<void> {
+    const jobs = [];
+    for (const p of pending) {
+      const connection = await this.connections.byId(p.providerClientId);
+      if (connection) {
+        jobs.push({ ...p, deliveryId: p.id, attempts: connection.settings.attempts, backoffMs: connection.settings.backoffMs });
+        continue;
+      }
+      // A connection that cannot be built is an operator problem: dead-letter with the reason,
+      // to replay after the turn-up is fixed. A removed grant simply ends the delivery.
+      const problem = await this.connections.problemOf(p.providerClientId);
+      await this.prisma.delivery.update({
+        where: { id: p.id },
+        data: problem ? { status: 'DEAD', lastError: problem } : { status: 'SKIPPED', lastError: 'the receiving connection no longer exists' },
+      });
+    }
+    await this.queues.enqueue(jobs);
+  }
+}

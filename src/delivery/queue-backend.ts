@@ -1,0 +1,69 @@
+import { Queue, Worker, withBackend, createPostgresBackend, type QueueOptions, type WorkerOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+
+/**
+ * BullMQ on one of its two backends, chosen by configuration: Redis when
+ * REDIS_URL is set (production), otherwise BullMQ's PostgreSQL backend on
+ * the hub's own database (the embedded default, Postgres-only deployments).
+ * The rest of the engine sees only these Queue/Worker constructors.
+ */
+export interface QueueBackend {
+  kind: 'redis' | 'postgres';
+  createQueue(name: string): Queue;
+  createWorker(name: string, processor: ConstructorParameters<typeof Worker>[1], options: Omit<WorkerOptions, 'connection'>): Worker;
+  close(): Promise<void>;
+}
+
+export class RedisPolicyError extends Error {}
+
+/** BullMQ loses jobs when Redis evicts keys: refuse anything but noeviction. */
+export async function assertNoEviction(redisUrl: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  try {
+    await redis.connect();
+    const info = await redis.info('memory');
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+    if (policy && policy !== 'noeviction') {
+      throw new RedisPolicyError(`Redis maxmemory-policy is ${policy}; the delivery queues need noeviction (an evicted key is a lost delivery)`);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * `embedded`: the database is PGlite behind its socket, which does not pass
+ * LISTEN/NOTIFY wake-ups to other connections, so idle workers poll
+ * (every 250 ms) instead of blocking for BullMQ's default 5 s.
+ */
+export async function createQueueBackend(options: { redisUrl?: string; databaseUrl: string; embedded?: boolean }): Promise<QueueBackend> {
+  if (options.redisUrl) {
+    await assertNoEviction(options.redisUrl);
+    const url = options.redisUrl;
+    // Queues share one connection; each Worker needs its own blocking one.
+    const shared = new Redis(url, { maxRetriesPerRequest: null });
+    const workerConnections: Redis[] = [];
+    return {
+      kind: 'redis',
+      createQueue: (name) => new Queue(name, { connection: shared } as QueueOptions),
+      createWorker: (name, processor, workerOptions) => {
+        const connection = new Redis(url, { maxRetriesPerRequest: null });
+        workerConnections.push(connection);
+        return new Worker(name, processor, { ...workerOptions, connection } as WorkerOptions);
+      },
+      async close() {
+        shared.disconnect();
+        for (const c of workerConnections) c.disconnect();
+      },
+    };
+  }
+  const postgres = withBackend(createPostgresBackend);
+  const connection = { connectionString: options.databaseUrl, migrate: true, max: 3 };
+  return {
+    kind: 'postgres',
+    createQueue: (name) => new postgres.Queue(name, { connection }) as unknown as Queue,
+    createWorker: (name, processor, workerOptions) =>
+      new postgres.Worker(name, processor as never, { ...workerOptions, ...(options.embedded ? { drainDelay: 0.25 } : {}), connection } as never) as unknown as Worker,
+    async close() {},
+  };
+}

@@ -1,0 +1,73 @@
+import type { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+
+/**
+ * pglite-socket 0.2.17 serves every connection from one PGlite session and
+ * queues their protocol messages one by one. It keeps a connection's
+ * transaction together, but not an extended-protocol cycle (Parse, Bind,
+ * Describe, Execute ... Sync): another connection's messages can run in the
+ * middle and replace the unnamed statement or portal, and pg then fails with
+ * "unnamed prepared statement does not exist" or "portal does not exist"
+ * (seen with BullMQ's PostgreSQL backend next to Prisma). This replaces the
+ * queue's scheduler so a cycle, like a transaction, runs to its Sync before
+ * another connection's message is taken.
+ */
+const OPENS_CYCLE = new Set([0x50, 0x42, 0x44, 0x45, 0x43, 0x48]); // P B D E C H
+
+interface QueuedMessage {
+  handlerId: number;
+  message: Uint8Array;
+  timestamp: number;
+  resolve(bytes: number): void;
+  reject(error: unknown): void;
+  onData(data: Uint8Array): void;
+}
+
+interface QueryQueue {
+  queue: QueuedMessage[];
+  processing: boolean;
+  lastHandlerId: number | null;
+  db: { isInTransaction(): boolean; runExclusive<T>(fn: () => Promise<T>): Promise<T>; execProtocolRawStream(m: Uint8Array, o: { onRawData(d: Uint8Array): void }): Promise<void>; exec(sql: string): Promise<unknown> };
+  processQueue(): Promise<void>;
+  clearTransactionIfNeeded(handlerId: number): Promise<void>;
+}
+
+export function keepProtocolCyclesTogether(server: PGLiteSocketServer): void {
+  const queue = (server as unknown as { queryQueue: QueryQueue }).queryQueue;
+  if (!queue || typeof queue.processQueue !== 'function') throw new Error('pglite-socket internals changed: review src/store/pglite-protocol-fix.ts');
+  let openCycle = false;
+  queue.processQueue = async function processQueue(this: QueryQueue) {
+    if (this.processing || this.queue.length === 0) return;
+    this.processing = true;
+    try {
+      while (this.queue.length > 0) {
+        let item: QueuedMessage | undefined;
+        if ((openCycle || this.db.isInTransaction()) && this.lastHandlerId !== null) {
+          const index = this.queue.findIndex((q) => q.handlerId === this.lastHandlerId);
+          // The owner of the open cycle has not sent its next message yet: wait for it.
+          if (index === -1) break;
+          item = this.queue.splice(index, 1)[0];
+        } else {
+          item = this.queue.shift()!;
+        }
+        try {
+          await this.db.runExclusive(() => this.db.execProtocolRawStream(item.message, { onRawData: (d) => item.onData(d) }));
+        } catch (error) {
+          item.reject(error);
+          continue;
+        }
+        openCycle = OPENS_CYCLE.has(item.message[0]);
+        this.lastHandlerId = item.handlerId;
+        item.resolve(0);
+      }
+    } finally {
+      this.processing = false;
+    }
+  };
+  const clear = queue.clearTransactionIfNeeded.bind(queue);
+  queue.clearTransactionIfNeeded = async function (handlerId: number) {
+    // A connection that went away in the middle of a cycle must not hold the queue.
+    if (this.lastHandlerId === handlerId) openCycle = false;
+    await clear(handlerId);
+    if (!this.processing) await this.processQueue();
+  };
+}
