@@ -9,6 +9,7 @@ import { createHubServices, type HubServices } from './services/hub-services.ts'
 import { verifyEncryptionKey } from './services/key-check.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { DeliveryEngine } from './delivery/delivery-engine.ts';
+import { lazyRequeue } from './delivery/requeue.ts';
 
 export interface HubSecrets {
   secretBox: SecretBox;
@@ -77,7 +78,16 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
     await database.close();
     throw error;
   }
-  const services = createHubServices({ prisma: database.prisma, cacheTtlMs: config.cacheTtlMs, onChange: engine ? () => engine.wake() : undefined });
+  // Replays go straight to the queues: through the engine here, or a queue client of this process.
+  const requeuer = engine
+    ? undefined
+    : lazyRequeue({ prisma: database.prisma, secretBox: secrets.secretBox, databaseUrl: database.url, embedded: database.embedded, redisUrl: config.redisUrl, defaults: config.delivery, logger });
+  const services = createHubServices({
+    prisma: database.prisma,
+    cacheTtlMs: config.cacheTtlMs,
+    onChange: engine ? () => engine.wake() : undefined,
+    requeue: engine ? (ids) => engine.relay.requeue(ids) : (ids) => requeuer!.requeue(ids),
+  });
   if (!roles.api) {
     return {
       url: undefined,
@@ -87,6 +97,7 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
       engine,
       async close() {
         await engine?.stop();
+        await requeuer?.close();
         await database.close();
       },
     };
@@ -126,6 +137,7 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
         server.closeIdleConnections();
       });
       await engine?.stop();
+      await requeuer?.close();
       await database.close();
     },
   };

@@ -65,7 +65,7 @@ export function createApp(options: AppOptions): express.Express {
   api.use('/leadsource', leadSourceRouter(services.leadSources));
   app.use(API_BASE, api);
 
-  app.use('/admin', authenticateAdmin(options.adminToken), express.json({ limit: options.bodyLimitBytes }), adminRouter(services.errors));
+  app.use('/admin', authenticateAdmin(options.adminToken), express.json({ limit: options.bodyLimitBytes }), adminRouter(services.errors, services.deliveries));
 
   app.use((req: Request) => {
     throw new HubError('ROUTE_NOT_FOUND', `No such path: ${req.method} ${req.path}. Partner paths start with ${API_BASE}/ (user, staff, leadsource)`);

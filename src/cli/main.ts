@@ -10,6 +10,9 @@ import { startEmbeddedPostgres } from '../store/embedded-postgres.ts';
 import { applyTurnup, formatTurnupReport } from '../turnup/apply-turnup.ts';
 import { loadTurnupFile, TurnupError } from '../turnup/load-turnup.ts';
 import { openCliDatabase } from './cli-database.ts';
+import { lazyRequeue } from '../delivery/requeue.ts';
+import { HubError } from '../errors/hub-error.ts';
+import { DeliveryAdmin } from '../services/delivery-admin.ts';
 import { RedisPolicyError } from '../delivery/queue-backend.ts';
 
 const USAGE = `Usage: connector <command>
@@ -22,6 +25,9 @@ const USAGE = `Usage: connector <command>
   turnup validate <file>     check a turn-up file without touching the database
   errors show <errorUUID>    what support needs to know about one error
   errors list                recent errors; --provider CODE, --reason REASON, --limit N
+  record <uuid>              a record with its links and delivery history
+  deliveries list            deliveries; --status DEAD|PENDING|DELIVERED|SKIPPED, --provider CODE, --limit N
+  deliveries replay <id>     send a dead delivery again (after the partner or turn-up is fixed)
   token                      print a new random API token for a turn-up file
 
 Configuration comes from the environment; see README.md.`;
@@ -37,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
       provider: { type: 'string' },
       reason: { type: 'string' },
       limit: { type: 'string' },
+      status: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -71,6 +78,24 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'show' && arg) return showError(config, arg);
       if (sub === 'list') return listErrors(config, values);
       throw new UsageError('usage: connector errors show <errorUUID> | errors list [--provider CODE] [--reason REASON] [--limit N]');
+    case 'record':
+      if (sub) return withAdmin(config, async (admin) => console.log(JSON.stringify(await admin.record(sub), null, 2)));
+      throw new UsageError('usage: connector record <uuid>');
+    case 'deliveries':
+      if (sub === 'list') {
+        return withAdmin(config, async (admin) => {
+          const rows = await admin.list({ status: values.status, provider: values.provider, limit: values.limit ? Number(values.limit) : 20 });
+          for (const d of rows) console.log(`${d.updatedAt}  ${d.id}  ${d.status.padEnd(9)} ${d.provider.padEnd(14)} v${d.deliveredVersion}/${d.wantedVersion}  ${d.lastError ?? ''}`);
+          if (rows.length === 0) console.log('no deliveries');
+        });
+      }
+      if (sub === 'replay' && arg) {
+        return withAdmin(config, async (admin) => {
+          const replayed = await admin.replay(arg);
+          console.log(`replaying delivery ${replayed.id} to ${replayed.provider} (version ${replayed.wantedVersion})`);
+        });
+      }
+      throw new UsageError('usage: connector deliveries list [--status S] [--provider P] | deliveries replay <id>');
     default:
       throw new UsageError(`unknown command: ${command}\n\n${USAGE}`);
   }
@@ -93,6 +118,28 @@ async function serve(config: Config, roles: Roles): Promise<number> {
   await hub.close();
   logger.info('stopped');
   return 0;
+}
+
+/** Runs a support command with the delivery views; HubErrors (not found, not dead) print as one line. */
+async function withAdmin(config: Config, run: (admin: DeliveryAdmin) => Promise<void>): Promise<number> {
+  const { secretBox } = resolveSecrets(config);
+  const db = await openCliDatabase(config);
+  const requeuer = lazyRequeue({
+    prisma: db.prisma, secretBox, databaseUrl: db.url, embedded: !config.databaseUrl, redisUrl: config.redisUrl, defaults: config.delivery, logger: createLogger('warn'),
+  });
+  try {
+    await run(new DeliveryAdmin(db.prisma, (ids) => requeuer.requeue(ids)));
+    return 0;
+  } catch (error) {
+    if (error instanceof HubError) {
+      console.error(error.message);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await requeuer.close();
+    await db.close();
+  }
 }
 
 async function migrate(config: Config): Promise<number> {

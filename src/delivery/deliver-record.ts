@@ -16,6 +16,21 @@ export interface DeliveryOutcome {
 const TRIAL_FIELDS = ['trialStartDate', 'trialEndDate'];
 
 /**
+ * An adapter context whose HTTP client sends the idempotency key of a
+ * record version ('record'), of the record's creation in this partner
+ * ('create': the same key whatever the version, so a repeated create after
+ * a crash is answered, not applied), or of a referenced record ('reference').
+ */
+export type ContextFactory = (purpose: 'record' | 'create' | 'reference', entityId: string, version: number) => AdapterContext;
+
+/** The delivery row facts the record delivery needs. */
+export interface DeliveryFacts {
+  id: string;
+  /** A create was attempted before this attempt (it may have landed). */
+  createAttempted: boolean;
+}
+
+/**
  * Delivering records to one partner, by record type. Pure engine logic:
  * which fields the agreement includes, references translated through links
  * and sync, create vs update by the stored link. The adapter only translates.
@@ -26,10 +41,10 @@ export class RecordDelivery {
     private readonly sync: PartnerSync,
   ) {}
 
-  async deliver(entityType: string, entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext) {
+  async deliver(entityType: string, entityId: string, conn: ReceivingConnection, ctx: ContextFactory, delivery: DeliveryFacts) {
     switch (entityType) {
       case 'USER':
-        return this.deliverUser(entityId, conn, ctx);
+        return this.deliverUser(entityId, conn, ctx, delivery);
       case 'STAFF':
         return this.matchStaff(entityId, conn, ctx);
       case 'LEAD_SOURCE':
@@ -48,7 +63,7 @@ export class RecordDelivery {
     return row?.version;
   }
 
-  private async deliverUser(entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext): Promise<DeliveryOutcome> {
+  private async deliverUser(entityId: string, conn: ReceivingConnection, ctx: ContextFactory, delivery: DeliveryFacts): Promise<DeliveryOutcome> {
     const user = await this.prisma.user.findUnique({ where: { id: entityId } });
     if (!user) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
     const skip = (note: string): DeliveryOutcome => ({ outcome: 'SKIPPED', version: user.version, note });
@@ -79,27 +94,34 @@ export class RecordDelivery {
     }
     const link = await this.prisma.link.findFirst({ where: { providerId: conn.providerId, entityType: 'USER', entityId: user.id }, select: { externalId: true } });
     let partnerId: string;
-    if (mode === 'save') {
-      partnerId = (await conn.adapter.saveUser!(context, out, link?.externalId)).partnerId;
-    } else if (link) {
-      await conn.adapter.updateUser!(context, link.externalId, out);
-      partnerId = link.externalId;
+    if (link) {
+      partnerId = mode === 'save' ? (await conn.adapter.saveUser!(context, out, link.externalId)).partnerId : link.externalId;
+      if (mode !== 'save') await conn.adapter.updateUser!(context, link.externalId, out);
     } else {
-      partnerId = (await conn.adapter.createUser!(context, out)).partnerId;
+      await this.prisma.delivery.update({ where: { id: delivery.id }, data: { createAttemptedAt: new Date() } });
+      const create = ctx('create', user.id, 0);
+      partnerId =
+        mode === 'save' ? (await conn.adapter.saveUser!(create, out, undefined)).partnerId : (await conn.adapter.createUser!(create, out)).partnerId;
+      // An earlier create may have landed with older values and been answered again: bring it to this version.
+      if (delivery.createAttempted) {
+        if (mode === 'save') await conn.adapter.saveUser!(context, out, partnerId);
+        else await conn.adapter.updateUser!(context, partnerId, out);
+        notes.push('create repeated after an interrupted attempt');
+      }
     }
     if (!link || link.externalId !== partnerId) await this.sync.relink(conn.providerId, 'USER', user.id, user.clubId, partnerId);
     return { outcome: 'DELIVERED', version: user.version, note: [`${link ? 'updated' : 'created'} ${partnerId}`, ...notes].join('; ') };
   }
 
   /** A staff change: (re)match by email. Never creates staff in the partner (seed 001). */
-  private async matchStaff(entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext): Promise<DeliveryOutcome> {
+  private async matchStaff(entityId: string, conn: ReceivingConnection, ctx: ContextFactory): Promise<DeliveryOutcome> {
     const version = await this.versionOf('STAFF', entityId);
     if (version === undefined) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
     const result = await this.sync.staffId(conn, ctx('record', entityId, version), entityId, { refresh: true });
     return { outcome: result.partnerId ? 'DELIVERED' : 'SKIPPED', version, note: result.partnerId ? `staff ${result.how} ${result.partnerId}` : `staff ${result.how}` };
   }
 
-  private async syncLeadSource(entityId: string, conn: ReceivingConnection, ctx: (key: 'record' | 'reference', id: string, version: number) => AdapterContext): Promise<DeliveryOutcome> {
+  private async syncLeadSource(entityId: string, conn: ReceivingConnection, ctx: ContextFactory): Promise<DeliveryOutcome> {
     const version = await this.versionOf('LEAD_SOURCE', entityId);
     if (version === undefined) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
     const result = await this.sync.leadSourceId(conn, ctx('record', entityId, version), entityId, { pushChanges: true });

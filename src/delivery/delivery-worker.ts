@@ -6,10 +6,11 @@ import { eventIdOf } from '../store/outbox.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import type { ConnectionRegistry, ReceivingConnection } from './connections.ts';
 import type { DeliveryJob } from './delivery-queues.ts';
-import type { DeliveryOutcome, RecordDelivery } from './deliver-record.ts';
+import type { ContextFactory, DeliveryOutcome, RecordDelivery } from './deliver-record.ts';
 import { SignedPartnerHttp } from './partner-http.ts';
 
 interface Lease {
+  createAttemptedAt: Date | null;
   entityType: string;
   entityId: string;
   wantedVersion: number;
@@ -41,8 +42,13 @@ export class ConnectionWorker {
     private readonly deps: { prisma: PrismaClient; registry: ConnectionRegistry; records: RecordDelivery; logger: Logger },
   ) {}
 
+  /**
+   * How long a job holds its record: one delivery makes at most five partner
+   * calls (owner lookup, lead-source list and create, create and update),
+   * each bounded by the timeout. A crashed worker's record is free again after this.
+   */
   get leaseMs(): number {
-    return this.conn.settings.timeoutMs * 3 + 30_000;
+    return this.conn.settings.timeoutMs * 5 + 5_000;
   }
 
   process = async (job: Job<DeliveryJob>, token?: string): Promise<string> => {
@@ -66,14 +72,14 @@ export class ConnectionWorker {
     }
     const started = new Date();
     const clients: SignedPartnerHttp[] = [];
-    const context = (_kind: 'record' | 'reference', id: string, version: number): AdapterContext => {
+    const context: ContextFactory = (_purpose, id, version): AdapterContext => {
       const http = new SignedPartnerHttp(conn.connection, eventIdOf(id, version), conn.settings.timeoutMs);
       clients.push(http);
       return { connection: { url: conn.connection.url, options: conn.connection.options }, http };
     };
     const callsOf = () => clients.flatMap((c) => c.calls);
     try {
-      const outcome = await records.deliver(lease.entityType, lease.entityId, conn, context);
+      const outcome = await records.deliver(lease.entityType, lease.entityId, conn, context, { id: job.data.deliveryId, createAttempted: lease.createAttemptedAt !== null });
       this.breaker.success();
       await this.finish(job.data.deliveryId, job.id!, outcome, { started, calls: callsOf(), key: eventIdOf(lease.entityId, outcome.version) });
       return outcome.note;
@@ -103,7 +109,7 @@ export class ConnectionWorker {
     const rows = await this.deps.prisma.$queryRaw<Lease[]>`
       UPDATE delivery SET "leaseToken" = ${token}, "leaseUntil" = now() + make_interval(secs => ${this.leaseMs / 1000})
       WHERE id = ${deliveryId}::uuid AND ("leaseUntil" IS NULL OR "leaseUntil" < now() OR "leaseToken" = ${token})
-      RETURNING "entityType"::text AS "entityType", "entityId"::text AS "entityId", "wantedVersion", "deliveredVersion", status::text AS status`;
+      RETURNING "createAttemptedAt", "entityType"::text AS "entityType", "entityId"::text AS "entityId", "wantedVersion", "deliveredVersion", status::text AS status`;
     return rows[0];
   }
 

@@ -149,6 +149,14 @@ export class OutboxRelay {
     return pending.length;
   }
 
+  /** Puts these deliveries (if pending) back on their queues now: an operator's replay. */
+  async requeue(deliveryIds: string[]): Promise<void> {
+    const pending = await this.prisma.$queryRaw<PendingRow[]>`
+      SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
+      FROM delivery WHERE status = 'PENDING' AND id = ANY(${deliveryIds}::uuid[])`;
+    if (pending.length) await this.enqueue(pending);
+  }
+
   private clientFilter(column: string): Prisma.Sql {
     return this.options.clientIds ? Prisma.sql`AND ${Prisma.raw(column)} = ANY(${this.options.clientIds}::uuid[])` : Prisma.empty;
   }

@@ -1,4 +1,5 @@
 import type { PrismaClient } from '../store/generated/client.ts';
+import { DeliveryAdmin } from './delivery-admin.ts';
 import { ErrorLog } from './error-log.ts';
 import { LeadSourceService } from './lead-source-service.ts';
 import { TenancyService } from './tenancy.ts';
@@ -10,18 +11,26 @@ export interface HubServices {
   users: UserService;
   leadSources: LeadSourceService;
   errors: ErrorLog;
+  deliveries: DeliveryAdmin;
 }
 
 /**
  * `onChange` is called after a save that changed something has committed
  * (the in-process delivery engine uses it to relay at once).
  */
-export function createHubServices(deps: { prisma: PrismaClient; cacheTtlMs: number; clock?: () => Date; onChange?: () => void }): HubServices {
+export function createHubServices(deps: {
+  prisma: PrismaClient;
+  cacheTtlMs: number;
+  clock?: () => Date;
+  onChange?: () => void;
+  requeue?: (deliveryIds: string[]) => Promise<void>;
+}): HubServices {
   const tenancy = new TenancyService(deps.prisma, deps.cacheTtlMs);
   return {
     tenancy,
     users: new UserService(deps.prisma, tenancy, deps.clock, deps.onChange),
     leadSources: new LeadSourceService(deps.prisma, tenancy, deps.clock, deps.onChange),
     errors: new ErrorLog(deps.prisma),
+    deliveries: new DeliveryAdmin(deps.prisma, deps.requeue),
   };
 }

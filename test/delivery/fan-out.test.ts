@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API, userXml } from '../support/test-hub.ts';
 import { eventually, settled, startRig, type Rig } from '../support/delivery-rig.ts';
 import { xml } from '../support/xml.ts';
+import { eventIdOf } from '../../src/store/outbox.ts';
 
 let rig: Rig;
 beforeAll(async () => {
@@ -78,7 +79,16 @@ describe('a change reaches every other receiving partner of the client', () => {
     expect(deliveries[0]).toMatchObject({ status: 'DELIVERED', wantedVersion: 1, deliveredVersion: 1 });
     expect(deliveries[0].attemptsLog[0]).toMatchObject({ outcome: 'DELIVERED', version: 1, httpStatus: 201 });
     expect(deliveries[0].attemptsLog[0].calls).toMatch(/^createUser 201 \d+ms/);
-    const request = rig.partners.B.fake!.requests.find((r) => r.method === 'POST' && r.body.includes(uuid))!;
-    expect(request.headers['idempotency-key']).toBe(deliveries[0].attemptsLog[0].idempotencyKey);
+    expect(deliveries[0].attemptsLog[0].idempotencyKey).toBe(eventIdOf(uuid, 1));
+    // A create carries the record's creation key, the same for every version, so a repeated create is answered, not applied.
+    const create = rig.partners.B.fake!.requests.find((r) => r.method === 'POST' && r.body.includes(uuid))!;
+    expect(create.headers['idempotency-key']).toBe(eventIdOf(uuid, 0));
+    // An update carries the event ID of the version it sends.
+    await save('A', 'a-4', { firstname: 'Updated' });
+    await eventually(() => rig.partners.B.fake!.requests.find((r) => r.method === 'PUT' && r.body.includes('Updated')), 5_000);
+    const update = rig.partners.B.fake!.requests.find((r) => r.method === 'PUT' && r.body.includes('Updated'))!;
+    expect(update.headers['idempotency-key']).toBe(eventIdOf(uuid, 2));
+    const outbox = await rig.hub.prisma.outboxEvent.findUniqueOrThrow({ where: { entityId_version: { entityId: uuid, version: 2 } } });
+    expect(update.headers['idempotency-key']).toBe(outbox.id);
   });
 });
