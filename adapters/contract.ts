@@ -126,8 +126,8 @@ export interface PartnerAdapter {
   readonly name: string;
   readonly capabilities: readonly Capability[];
   /** Single save call: insert or update, returns the partner's ID. */
-  saveUser?(ctx: AdapterContext, user: OutboundUser, partnerId: string | undefined): Promise<{ partnerId: string }>;
-  createUser?(ctx: AdapterContext, user: OutboundUser): Promise<{ partnerId: string }>;
+  saveUser?(ctx: AdapterContext, user: OutboundUser, partnerId: string | undefined): Promise<CreateResult>;
+  createUser?(ctx: AdapterContext, user: OutboundUser): Promise<CreateResult>;
   updateUser?(ctx: AdapterContext, partnerId: string, user: OutboundUser): Promise<void>;
   /** Prospect -> member is per system (seed 001): the adapter decides how. */
   convertProspect?(ctx: AdapterContext, partnerId: string, user: OutboundUser): Promise<{ partnerId: string }>;
@@ -140,6 +140,16 @@ export interface PartnerAdapter {
 }
 
 /** Builds an adapter from the connection's `options` (validated by the factory; throws on bad options). */
+/**
+ * A create's answer. `replayed`: the partner says it answered from its
+ * idempotency store (the write had landed before); false: it says it
+ * applied it now; undefined: the partner does not say.
+ */
+export interface CreateResult {
+  partnerId: string;
+  replayed?: boolean;
+}
+
 export type AdapterFactory = (options: Record<string, unknown>) => PartnerAdapter;
 
 const SUFFIX: Record<ReceivableUserType, string> = { PROSPECT: 'Prospect', MEMBER: 'Member', EX_MEMBER: 'ExMember' };

@@ -31,7 +31,6 @@ export function resolveSecrets(config: Config, logger?: Logger): HubSecrets {
     if (local.created) logger?.info({ file: local.file }, 'generated an admin token for /admin');
     adminToken = local.value;
   }
-  if (!adminToken) logger?.warn('CONNECTOR_ADMIN_TOKEN is not set: the /admin API answers 401 to everyone');
   return { secretBox: new SecretBox(key!), adminToken };
 }
 
@@ -102,6 +101,7 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
       },
     };
   }
+  if (!secrets.adminToken) logger.warn('CONNECTOR_ADMIN_TOKEN is not set: the /admin API answers 401 to everyone');
   let draining = false;
   const app = createApp({
     services,

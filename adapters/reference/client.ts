@@ -24,9 +24,12 @@ export function userBody(user: OutboundUser): Record<string, unknown> {
   return body;
 }
 
+async function send(ctx: AdapterContext, operation: string, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown) {
+  return ctx.http.send({ operation, method, path, body: body === undefined ? undefined : JSON.stringify(body), contentType: 'application/json' });
+}
+
 async function call(ctx: AdapterContext, operation: string, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<unknown> {
-  const res = await ctx.http.send({ operation, method, path, body: body === undefined ? undefined : JSON.stringify(body), contentType: 'application/json' });
-  return res.json;
+  return (await send(ctx, operation, method, path, body)).json;
 }
 
 function idOf(answer: unknown, operation: string): string {
@@ -48,7 +51,9 @@ const scopeQuery = (scope: { clientId: string; clubId: string }) =>
 
 export const referenceClient = {
   async createUser(ctx: AdapterContext, user: OutboundUser) {
-    return { partnerId: idOf(await call(ctx, 'createUser', 'POST', '/users', userBody(user)), 'createUser') };
+    const res = await send(ctx, 'createUser', 'POST', '/users', userBody(user));
+    // The reference API marks answers from its idempotency store (as Stripe does).
+    return { partnerId: idOf(res.json, 'createUser'), replayed: res.headers['idempotent-replayed'] === 'true' };
   },
   async updateUser(ctx: AdapterContext, partnerId: string, user: OutboundUser) {
     await call(ctx, 'updateUser', 'PUT', `/users/${encodeURIComponent(partnerId)}`, userBody(user));

@@ -134,7 +134,7 @@ export class FakeReferencePartner {
     if (replay) {
       record.duplicate = true;
       record.status = replay.status;
-      res.writeHead(replay.status, { 'content-type': 'application/json', 'idempotent-replay': 'true' });
+      res.writeHead(replay.status, { 'content-type': 'application/json', 'idempotent-replayed': 'true' });
       res.end(replay.body);
       return;
     }
@@ -193,6 +193,11 @@ export class FakeReferencePartner {
       return [422, { error: `unknown lead source ${body.leadSourceId}` }];
     }
     if (id !== undefined && !this.users.has(id)) return [404, { error: `no user ${id}` }];
+    // Like the hub, the partner keeps the newer of two versions: an update older than what it holds is acknowledged, not applied.
+    const existing = id === undefined ? undefined : this.users.get(id);
+    if (existing && typeof existing.modifiedAt === 'string' && typeof body.modifiedAt === 'string' && Date.parse(body.modifiedAt) < Date.parse(existing.modifiedAt)) {
+      return [200, { id, ignored: 'older than the stored version' }];
+    }
     const userId = id ?? `U-${randomUUID().slice(0, 8)}`;
     this.users.set(userId, { ...body, id: userId, externalRef: body.externalRef as string });
     this.applied.push({ key, op: id ? 'updateUser' : 'createUser', id: userId, body });

@@ -100,10 +100,11 @@ export class RecordDelivery {
     } else {
       await this.prisma.delivery.update({ where: { id: delivery.id }, data: { createAttemptedAt: new Date() } });
       const create = ctx('create', user.id, 0);
-      partnerId =
-        mode === 'save' ? (await conn.adapter.saveUser!(create, out, undefined)).partnerId : (await conn.adapter.createUser!(create, out)).partnerId;
-      // An earlier create may have landed with older values and been answered again: bring it to this version.
-      if (delivery.createAttempted) {
+      const created = mode === 'save' ? await conn.adapter.saveUser!(create, out, undefined) : await conn.adapter.createUser!(create, out);
+      partnerId = created.partnerId;
+      // An earlier create may have landed with older values and been answered again from the
+      // partner's idempotency store: bring it to this version (unless the partner says it applied this one).
+      if (delivery.createAttempted && created.replayed !== false) {
         if (mode === 'save') await conn.adapter.saveUser!(context, out, partnerId);
         else await conn.adapter.updateUser!(context, partnerId, out);
         notes.push('create repeated after an interrupted attempt');

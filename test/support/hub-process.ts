@@ -12,8 +12,9 @@ export interface HubProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `connector start` as a real process and waits until it listens. */
+/** Starts `connector start` (or `api`, `worker`) as a real process and waits until it is ready. */
 export async function startHubProcess(env: Record<string, string>, command = 'start'): Promise<HubProcess> {
+  const readyLine = command === 'worker' ? 'delivery engine started' : 'Connector API listening';
   const child = spawn(process.execPath, [CLI, command], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -25,9 +26,9 @@ export async function startHubProcess(env: Record<string, string>, command = 'st
     const onLine = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n').filter(Boolean)) {
         logs.push(line);
-        if (line.includes('Connector API listening')) {
+        if (line.includes(readyLine)) {
           clearTimeout(timer);
-          resolve(`http://127.0.0.1:${JSON.parse(line).port}`);
+          resolve(command === 'worker' ? '' : `http://127.0.0.1:${JSON.parse(line).port}`);
         }
       }
     };
