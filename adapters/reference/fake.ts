@@ -41,6 +41,10 @@ export interface FakeOptions {
   signingSecret?: string;
   /** When set, requests must carry exactly this Authorization header. */
   authorization?: string;
+  /** Keep every request and applied write (default); benchmarks turn it off and read the counters. */
+  keepHistory?: boolean;
+  /** Called for every request as it arrives (benchmarks measure latency with it). */
+  onRequest?: (method: string, path: string, body: string) => void;
 }
 
 export class FakeReferencePartner {
@@ -51,6 +55,8 @@ export class FakeReferencePartner {
   /** Every write actually applied, in order: what "applied exactly once" is checked against. */
   readonly applied: { key: string | undefined; op: string; id: string; body: Record<string, unknown> }[] = [];
   behaviour: FakeBehaviour = { kind: 'ok' };
+  /** Requests received and writes applied, also when history is off. */
+  readonly counts = { requests: 0, applied: 0 };
   private readonly idempotent = new Map<string, { status: number; body: string }>();
   private failures: { count: number; status: number }[] = [];
   private server: http.Server | undefined;
@@ -107,7 +113,9 @@ export class FakeReferencePartner {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     const record: RecordedRequest = { method: req.method!, path: req.url!, headers: req.headers, body, status: 0, at: Date.now(), duplicate: false };
-    this.requests.push(record);
+    this.counts.requests += 1;
+    this.options.onRequest?.(req.method!, req.url!, body);
+    if (this.options.keepHistory !== false) this.requests.push(record);
     const answer = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -200,7 +208,8 @@ export class FakeReferencePartner {
     }
     const userId = id ?? `U-${randomUUID().slice(0, 8)}`;
     this.users.set(userId, { ...body, id: userId, externalRef: body.externalRef as string });
-    this.applied.push({ key, op: id ? 'updateUser' : 'createUser', id: userId, body });
+    this.counts.applied += 1;
+    if (this.options.keepHistory !== false) this.applied.push({ key, op: id ? 'updateUser' : 'createUser', id: userId, body });
     return [id ? 200 : 201, { id: userId }];
   }
 }

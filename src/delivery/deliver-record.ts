@@ -2,6 +2,7 @@ import type { AdapterContext, OutboundUser, ReceivableUserType } from '../../ada
 import { userDeliveryMode } from '../../adapters/contract.ts';
 import { USER_SCHEMA } from '../domain/user-record.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
+import type { ClaimedDelivery } from './delivery-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { ReceivingConnection } from './connections.ts';
 import type { PartnerSync } from './partner-sync.ts';
@@ -15,6 +16,17 @@ export interface DeliveryOutcome {
 
 const TRIAL_FIELDS = ['trialStartDate', 'trialEndDate'];
 
+/** A user_record row as the claim reads it (JSON: dates as text). */
+interface UserRow {
+  id: string;
+  clubId: string;
+  userType: string;
+  version: number;
+  ownerId: string | null;
+  leadSourceId: string | null;
+  [column: string]: unknown;
+}
+
 /**
  * An adapter context whose HTTP client sends the idempotency key of a
  * record version ('record'), of the record's creation in this partner
@@ -23,11 +35,9 @@ const TRIAL_FIELDS = ['trialStartDate', 'trialEndDate'];
  */
 export type ContextFactory = (purpose: 'record' | 'create' | 'reference', entityId: string, version: number) => AdapterContext;
 
-/** The delivery row facts the record delivery needs. */
-export interface DeliveryFacts {
-  id: string;
-  /** A create was attempted before this attempt (it may have landed). */
-  createAttempted: boolean;
+/** The outcome, plus the partner's ID when this delivery created the record there. */
+export interface UserDeliveryOutcome extends DeliveryOutcome {
+  newLink?: { clubId: string; externalId: string };
 }
 
 /**
@@ -41,16 +51,14 @@ export class RecordDelivery {
     private readonly sync: PartnerSync,
   ) {}
 
-  async deliver(entityType: string, entityId: string, conn: ReceivingConnection, ctx: ContextFactory, delivery: DeliveryFacts) {
-    switch (entityType) {
+  async deliver(claimed: ClaimedDelivery, conn: ReceivingConnection, ctx: ContextFactory): Promise<UserDeliveryOutcome> {
+    switch (claimed.entityType) {
       case 'USER':
-        return this.deliverUser(entityId, conn, ctx, delivery);
+        return this.deliverUser(claimed, conn, ctx);
       case 'STAFF':
-        return this.matchStaff(entityId, conn, ctx);
+        return this.matchStaff(claimed, conn, ctx);
       case 'LEAD_SOURCE':
-        return this.syncLeadSource(entityId, conn, ctx);
-      default:
-        throw new Error(`unknown entity type ${entityType}`);
+        return this.syncLeadSource(claimed.entityId, conn, ctx);
     }
   }
 
@@ -63,8 +71,8 @@ export class RecordDelivery {
     return row?.version;
   }
 
-  private async deliverUser(entityId: string, conn: ReceivingConnection, ctx: ContextFactory, delivery: DeliveryFacts): Promise<DeliveryOutcome> {
-    const user = await this.prisma.user.findUnique({ where: { id: entityId } });
+  private async deliverUser(claimed: ClaimedDelivery, conn: ReceivingConnection, ctx: ContextFactory): Promise<UserDeliveryOutcome> {
+    const user = claimed.user as UserRow | null;
     if (!user) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
     const skip = (note: string): DeliveryOutcome => ({ outcome: 'SKIPPED', version: user.version, note });
     const type = user.userType as ReceivableUserType;
@@ -92,31 +100,36 @@ export class RecordDelivery {
       if (source.partnerId) out.leadSourceId = source.partnerId;
       notes.push(`lead source ${source.partnerId ?? `none (${source.how})`}`);
     }
-    const link = await this.prisma.link.findFirst({ where: { providerId: conn.providerId, entityType: 'USER', entityId: user.id }, select: { externalId: true } });
+    const link = claimed.partnerId;
     let partnerId: string;
     if (link) {
-      partnerId = mode === 'save' ? (await conn.adapter.saveUser!(context, out, link.externalId)).partnerId : link.externalId;
-      if (mode !== 'save') await conn.adapter.updateUser!(context, link.externalId, out);
+      partnerId = mode === 'save' ? (await conn.adapter.saveUser!(context, out, link)).partnerId : link;
+      if (mode !== 'save') await conn.adapter.updateUser!(context, link, out);
     } else {
-      await this.prisma.delivery.update({ where: { id: delivery.id }, data: { createAttemptedAt: new Date() } });
+      // The claim marked this create as attempted (claimed.createAttemptedBefore says whether an earlier one was).
       const create = ctx('create', user.id, 0);
       const created = mode === 'save' ? await conn.adapter.saveUser!(create, out, undefined) : await conn.adapter.createUser!(create, out);
       partnerId = created.partnerId;
       // An earlier create may have landed with older values and been answered again from the
       // partner's idempotency store: bring it to this version (unless the partner says it applied this one).
-      if (delivery.createAttempted && created.replayed !== false) {
+      if (claimed.createAttemptedBefore && created.replayed !== false) {
         if (mode === 'save') await conn.adapter.saveUser!(context, out, partnerId);
         else await conn.adapter.updateUser!(context, partnerId, out);
         notes.push('create repeated after an interrupted attempt');
       }
     }
-    if (!link || link.externalId !== partnerId) await this.sync.relink(conn.providerId, 'USER', user.id, user.clubId, partnerId);
-    return { outcome: 'DELIVERED', version: user.version, note: [`${link ? 'updated' : 'created'} ${partnerId}`, ...notes].join('; ') };
+    return {
+      outcome: 'DELIVERED',
+      version: user.version,
+      note: [`${link ? 'updated' : 'created'} ${partnerId}`, ...notes].join('; '),
+      newLink: link === partnerId ? undefined : { clubId: user.clubId, externalId: partnerId },
+    };
   }
 
   /** A staff change: (re)match by email. Never creates staff in the partner (seed 001). */
-  private async matchStaff(entityId: string, conn: ReceivingConnection, ctx: ContextFactory): Promise<DeliveryOutcome> {
-    const version = await this.versionOf('STAFF', entityId);
+  private async matchStaff(claimed: ClaimedDelivery, conn: ReceivingConnection, ctx: ContextFactory): Promise<DeliveryOutcome> {
+    const entityId = claimed.entityId;
+    const version = (claimed.user as UserRow | null)?.version;
     if (version === undefined) return { outcome: 'SKIPPED', version: 0, note: 'the record no longer exists' };
     const result = await this.sync.staffId(conn, ctx('record', entityId, version), entityId, { refresh: true });
     return { outcome: result.partnerId ? 'DELIVERED' : 'SKIPPED', version, note: result.partnerId ? `staff ${result.how} ${result.partnerId}` : `staff ${result.how}` };

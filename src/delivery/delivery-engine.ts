@@ -4,6 +4,7 @@ import type { SecretBox } from '../security/secret-box.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
 import { ConnectionRegistry } from './connections.ts';
 import { DeliveryQueues, queueNameOf } from './delivery-queues.ts';
+import { DeliveryStore } from './delivery-store.ts';
 import { ConnectionWorker, jitteredBackoff } from './delivery-worker.ts';
 import { RecordDelivery } from './deliver-record.ts';
 import { OutboxRelay } from './outbox-relay.ts';
@@ -41,6 +42,7 @@ export class DeliveryEngine {
     readonly queues: DeliveryQueues,
     readonly relay: OutboxRelay,
     private readonly records: RecordDelivery,
+    private readonly store: DeliveryStore,
   ) {}
 
   static async start(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
@@ -48,7 +50,8 @@ export class DeliveryEngine {
     const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
     const queues = new DeliveryQueues(backend);
     const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, { intervalMs: options.defaults.relayIntervalMs, clientIds: options.clientIds });
-    const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)));
+    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20);
+    const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.
     await relay.reconcile(0);
@@ -85,12 +88,12 @@ export class DeliveryEngine {
       const signature = JSON.stringify(conn.settings);
       const running = this.workers.get(conn.providerClientId);
       if (running?.signature === signature) continue;
-      if (running) await running.worker.worker.close();
-      const worker = new ConnectionWorker(conn, { prisma: this.options.prisma, registry: this.registry, records: this.records, logger: this.options.logger });
+      if (running) await running.worker.close();
+      const worker = new ConnectionWorker(conn, { store: this.store, registry: this.registry, records: this.records, logger: this.options.logger });
       worker.worker = this.backend.createWorker(queueNameOf(conn.providerClientId), worker.process as never, {
         concurrency: conn.settings.concurrency,
         limiter: conn.settings.ratePerSecond ? { max: Math.max(1, Math.round(conn.settings.ratePerSecond)), duration: 1000 } : undefined,
-        lockDuration: worker.leaseMs,
+        lockDuration: worker.lockMs,
         settings: { backoffStrategy: (attemptsMade: number) => jitteredBackoff(attemptsMade, conn.settings.backoffMs) },
       });
       worker.worker.on('error', (err) => this.options.logger.error({ err, provider: conn.providerCode }, 'delivery worker error'));
@@ -98,7 +101,7 @@ export class DeliveryEngine {
     }
     for (const [id, running] of this.workers) {
       if (!seen.has(id)) {
-        await running.worker.worker.close();
+        await running.worker.close();
         this.workers.delete(id);
       }
     }
@@ -109,9 +112,10 @@ export class DeliveryEngine {
     for (const t of this.timers) clearInterval(t);
     await this.syncing;
     await this.relay.stop();
-    await Promise.all([...this.workers.values()].map((w) => w.worker.worker.close()));
+    await Promise.all([...this.workers.values()].map((w) => w.worker.close()));
     this.workers.clear();
     await this.queues.close();
     await this.backend.close();
+    await this.store.close();
   }
 }

@@ -10,9 +10,12 @@ export function queueNameOf(providerClientId: string): string {
   return `deliver-${providerClientId}`;
 }
 
-/** A job per (delivery, wanted version, replay): re-adding the same is a no-op. */
-export function jobIdOf(deliveryId: string, wantedVersion: number, replays: number): string {
-  return `${deliveryId}-v${wantedVersion}-r${replays}`;
+/**
+ * One job per delivery: its ID is the delivery's, so re-adding while it
+ * waits is a no-op and two attempts for one record never run at once.
+ */
+export function jobIdOf(deliveryId: string): string {
+  return deliveryId;
 }
 
 export class DeliveryQueues {
@@ -41,11 +44,13 @@ export class DeliveryQueues {
             name: j.entityType,
             data: { deliveryId: j.deliveryId } satisfies DeliveryJob,
             opts: {
-              jobId: jobIdOf(j.deliveryId, j.wantedVersion, j.replays),
+              jobId: jobIdOf(j.deliveryId),
               attempts: j.attempts,
               backoff: { type: 'jittered', delay: j.backoffMs },
+              // Finished jobs go: the delivery's own row and history are the record, and the
+              // job ID must be free for the next version.
               removeOnComplete: true,
-              removeOnFail: { age: 7 * 24 * 3600 },
+              removeOnFail: true,
             },
           })),
         ),

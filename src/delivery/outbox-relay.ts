@@ -90,6 +90,10 @@ export class OutboxRelay {
 
   async relayBatch(): Promise<number> {
     const batchSize = this.options.batchSize ?? 500;
+    // Read the connections before the transaction: a registry reload inside it would wait on
+    // another pooled connection, which the embedded PGlite (one shared session) only serves
+    // once this transaction ends.
+    const receivers = await this.connections.all();
     const { events, pending } = await this.prisma.$transaction(
       async (tx) => {
         const events = await tx.$queryRaw<EventRow[]>`
@@ -105,7 +109,7 @@ export class OutboxRelay {
         // Newest wanted version per (record, connection): a batch may hold several versions of one record.
         const wanted = new Map<string, { entityType: string; entityId: string; clientId: string; providerClientId: string; providerId: string; version: number }>();
         for (const event of events) {
-          for (const target of await this.connections.forClient(event.clientId)) {
+          for (const target of receivers.filter((r) => r.clientId === event.clientId)) {
             const change = { entityType: event.entityType, originProviderId: event.originProviderId, userType: userTypes.get(event.entityId) };
             if (!wantsChange({ providerId: target.providerId, agreement: target.agreement, capabilities: target.adapter.capabilities }, change)) continue;
             const key = `${event.entityId}/${target.providerClientId}`;
@@ -126,13 +130,22 @@ export class OutboxRelay {
             "wantedVersion" = GREATEST(delivery."wantedVersion", EXCLUDED."wantedVersion"),
             status = CASE WHEN EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN 'PENDING'::"DeliveryStatus" ELSE delivery.status END,
             "updatedAt" = now()
-          RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays, status::text AS status`;
+          RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays,
+                    status::text AS status, (xmax <> 0) AS existed`;
         await tx.$executeRaw`UPDATE outbox_event SET "relayedAt" = now() WHERE id = ANY(${events.map((e) => e.id)}::uuid[])`;
         return { events, pending: pending.filter((p) => (p as PendingRow & { status: string }).status === 'PENDING') };
       },
       { maxWait: 10_000, timeout: 60_000 },
     );
     if (pending.length) await this.enqueue(pending);
+    // A delivery that already existed may have its job running right now, and adding a job
+    // with a running job's ID does nothing; that job sends newer versions it sees when it
+    // finishes, and this second add, after the job has had time to end, covers the rest.
+    const existing = pending.filter((p) => (p as PendingRow & { existed?: boolean }).existed);
+    if (existing.length) {
+      const timer = setTimeout(() => void this.requeue(existing.map((p) => p.id)).catch((err) => this.logger.error({ err }, 'requeue failed')), 1_000);
+      timer.unref();
+    }
     return events.length;
   }
 

@@ -27,25 +27,31 @@ export class PartnerSync {
   async staffId(conn: ReceivingConnection, ctx: AdapterContext, staffId: string, options: { refresh: boolean }): Promise<SyncResult> {
     const link = await this.linkOf(conn.providerId, 'STAFF', staffId);
     if (link && !options.refresh) return { partnerId: link, how: 'linked' };
-    const staff = await this.prisma.user.findUnique({ where: { id: staffId }, select: { email: true, clubId: true } });
+    const staff = await this.prisma.user.findUnique({ where: { id: staffId }, select: { email: true, clubId: true, updatedAt: true } });
     if (!staff?.email) return { partnerId: undefined, how: 'no-email' };
     const scope = this.scopeOf(conn, staff.clubId);
     if (!scope) return { partnerId: undefined, how: 'unsupported' };
     const email = normaliseEmail(staff.email);
     let partnerId: string | undefined;
-    if (conn.adapter.findStaffByEmail) {
-      const found = await conn.adapter.findStaffByEmail(ctx, staff.email.trim(), scope);
-      partnerId = found && normaliseEmail(found.email) === email ? found.id : undefined;
-    } else if (conn.adapter.listStaff) {
+    // The staff list first (seeds 001/003: the call a partner must have; the hub then applies its
+    // own matching rule), a lookup by email when the partner has only that.
+    if (conn.adapter.listStaff) {
       const key = `${conn.providerClientId}/${scope.clubId}`;
       let list = this.staffLists.get(key);
-      if (!list || options.refresh || Date.now() - list.at > LIST_TTL_MS) {
+      // A list fetched before this staff member last changed may predate its match (a prospect
+      // delivered before the staff's own sync finished): on a miss, fetch it again.
+      const outdated = (l: { at: number; byEmail: Map<string, string> }) =>
+        options.refresh || Date.now() - l.at > LIST_TTL_MS || (!l.byEmail.has(email) && l.at <= staff.updatedAt.getTime());
+      if (!list || outdated(list)) {
         const staffList = await conn.adapter.listStaff(ctx, scope);
         list = { at: Date.now(), byEmail: new Map() };
         for (const s of staffList) if (!list.byEmail.has(normaliseEmail(s.email))) list.byEmail.set(normaliseEmail(s.email), s.id);
         this.staffLists.set(key, list);
       }
       partnerId = list.byEmail.get(email);
+    } else if (conn.adapter.findStaffByEmail) {
+      const found = await conn.adapter.findStaffByEmail(ctx, staff.email.trim(), scope);
+      partnerId = found && normaliseEmail(found.email) === email ? found.id : undefined;
     } else {
       return { partnerId: undefined, how: 'unsupported' };
     }

@@ -84,7 +84,7 @@ export class DeliveryAdmin {
     if (!/^[0-9a-f-]{36}$/i.test(deliveryId)) throw new HubError('RECORD_NOT_FOUND', `No delivery ${deliveryId}`);
     const updated = await this.prisma.delivery.updateMany({
       where: { id: deliveryId, status: 'DEAD' },
-      data: { status: 'PENDING', replays: { increment: 1 }, lastError: null, leaseToken: null, leaseUntil: null },
+      data: { status: 'PENDING', replays: { increment: 1 }, lastError: null },
     });
     const row = await this.prisma.delivery.findUnique({ where: { id: deliveryId }, include: { attemptsLog: { orderBy: { startedAt: 'desc' }, take: 50 } } });
     if (!row) throw new HubError('RECORD_NOT_FOUND', `No delivery ${deliveryId}`);

@@ -70,6 +70,9 @@ export class UserService {
 
     const outcome = await this.prisma.$transaction(async (tx) => {
       const link = await claimLink(tx, linkKey);
+      // The link lock orders saves through this provider's ID; saves of the same record through
+      // another provider's ID must wait too, or both would merge into the same old version.
+      if (!link.created) await tx.$executeRaw`SELECT 1 FROM user_record WHERE id = ${link.entityId}::uuid FOR UPDATE`;
       const stored = link.created ? null : await tx.user.findUnique({ where: { id: link.entityId } });
       const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
       if (!stored) {
@@ -89,6 +92,11 @@ export class UserService {
       const trial = trialProblem(merged.values);
       if (trial) throw new ValidationError([trial]);
       if (stored && merged.changed.length === 0 && !referencesChanged) {
+        // Same values with a newer modifiedDate (a re-send, or a partner echoing our own push):
+        // nothing to deliver, but the date is kept so an older write arriving late is refused.
+        if (save.fields.modifiedDate && Date.parse(save.fields.modifiedDate) > stored.modifiedDate.getTime()) {
+          await tx.user.update({ where: { id: link.entityId }, data: { modifiedDate: new Date(save.fields.modifiedDate) } });
+        }
         return { uuid: link.entityId, created: false, changed: false };
       }
       const data = { ...toColumns(USER_SCHEMA, merged.values), ...after } as Prisma.UserUncheckedCreateInput;

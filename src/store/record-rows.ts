@@ -24,6 +24,9 @@ export function fromColumns(schema: RecordSchema, row: Record<string, unknown>):
     if (value === null || value === undefined) values[spec.name] = null;
     else if (value instanceof Date) {
       values[spec.name] = spec.format.kind === 'date' ? value.toISOString().slice(0, 10) : value.toISOString();
+    } else if (spec.format.kind === 'timestamp') {
+      // Raw SQL and JSON rows carry timestamps as text ("2012-04-10T04:11:07.023+00:00").
+      values[spec.name] = new Date(String(value)).toISOString();
     } else values[spec.name] = String(value);
   }
   return values;

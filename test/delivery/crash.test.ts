@@ -80,7 +80,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
     redisPort = await freePort();
     redis = await startRedis(redisPort);
     fake = await new FakeReferencePartner().start();
-    fake.behaviour = { kind: 'slow', ms: 3 };
+    fake.behaviour = { kind: 'slow', ms: 15 };
     const secretBox = new SecretBox(key);
     await applyTurnup({ prisma, secretBox }, {
       providers: [

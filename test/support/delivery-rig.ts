@@ -1,14 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import type { Capability } from '../../adapters/contract.ts';
-import { FakeReferencePartner } from '../../adapters/reference/fake.ts';
+import { FakeReferencePartner, type FakeOptions } from '../../adapters/reference/fake.ts';
 import { createApp } from '../../src/api/app.ts';
 import type { DeliveryDefaults } from '../../src/config.ts';
 import { DeliveryEngine } from '../../src/delivery/delivery-engine.ts';
 import { createLogger } from '../../src/log.ts';
+import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
-import type { Agreement, TurnupFile } from '../../src/turnup/turnup-schema.ts';
+import type { Agreement, Connection, TurnupFile } from '../../src/turnup/turnup-schema.ts';
 import { createTestHub, type Tenant, type TestHub } from './test-hub.ts';
 
 export const REDIS_TEST_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379';
@@ -30,7 +31,18 @@ export const FAST_DELIVERY: DeliveryDefaults = {
 export interface PartnerSetup {
   code: string;
   /** Receives from the hub through a fake partner; omit for a send-only provider. */
-  receives?: { agreement?: Partial<Agreement>; capabilities?: Capability[]; signingSecret?: string; delivery?: Record<string, number> };
+  receives?: {
+    agreement?: Partial<Agreement>;
+    capabilities?: Capability[];
+    signingSecret?: string;
+    delivery?: Record<string, number>;
+    /** The connection's auth. @defaultValue none */
+    auth?: Connection['auth'];
+    /** Let the connection call the fake on 127.0.0.1. @defaultValue true */
+    allowPrivateNetwork?: boolean;
+    /** What the fake itself demands, when it differs from the connection (default: the connection's signing secret). */
+    fake?: Omit<FakeOptions, 'port'>;
+  };
 }
 
 export interface Rig {
@@ -39,6 +51,8 @@ export interface Rig {
   client: string;
   clubCode: string;
   clientId: string;
+  /** The key the rig's connections are encrypted with (CONNECTOR_ENCRYPTION_KEY for CLI runs against the rig). */
+  encryptionKey: string;
   partners: Record<string, { tenant: Tenant; fake?: FakeReferencePartner }>;
   stop(): Promise<void>;
 }
@@ -62,7 +76,9 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
   for (const setup of setups) {
     const code = `${setup.code}_${id}`;
     const token = randomBytes(24).toString('hex');
-    const fake = setup.receives ? await new FakeReferencePartner({ signingSecret: setup.receives.signingSecret }).start() : undefined;
+    const fake = setup.receives
+      ? await new FakeReferencePartner({ signingSecret: setup.receives.signingSecret, ...setup.receives.fake }).start()
+      : undefined;
     file.providers.push({ code, name: code, unknownReferences: 'reject', credentials: [{ type: 'token', token }] });
     file.clients[0].providers.push({
       provider: code,
@@ -73,8 +89,8 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
         ? {
             adapter: 'reference',
             url: fake.url,
-            auth: { type: 'none' },
-            allowPrivateNetwork: true,
+            auth: setup.receives!.auth ?? { type: 'none' },
+            allowPrivateNetwork: setup.receives!.allowPrivateNetwork ?? true,
             signingSecret: setup.receives!.signingSecret,
             delivery: setup.receives!.delivery ?? {},
             options: setup.receives!.capabilities ? { capabilities: setup.receives!.capabilities } : {},
@@ -89,7 +105,9 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
       fake,
     };
   }
-  const base = createTestHub();
+  // A key the rig keeps, so CLI commands run against the rig can decrypt its connections.
+  const encryptionKey = generateKey();
+  const base: TestHub = { ...createTestHub(), secretBox: new SecretBox(encryptionKey) };
   await applyTurnup({ prisma: base.prisma, secretBox: base.secretBox }, file);
   const clientId = (await base.prisma.client.findUniqueOrThrow({ where: { code: clientCode } })).id;
   const engine = await DeliveryEngine.start({
@@ -113,6 +131,7 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
     client: clientCode,
     clubCode: 'main',
     clientId,
+    encryptionKey,
     partners,
     async stop() {
       await engine.stop();
