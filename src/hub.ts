@@ -83,6 +83,7 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
     : lazyRequeue({ prisma: database.prisma, secretBox: secrets.secretBox, databaseUrl: database.url, embedded: database.embedded, redisUrl: config.redisUrl, defaults: config.delivery, logger });
   const services = createHubServices({
     prisma: database.prisma,
+    store: database.store,
     cacheTtlMs: config.cacheTtlMs,
     onChange: engine ? () => engine.wake() : undefined,
     requeue: engine ? (ids) => engine.relay.requeue(ids) : (ids) => requeuer!.requeue(ids),

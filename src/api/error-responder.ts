@@ -22,7 +22,8 @@ export function toHubError(error: unknown): HubError {
   if (isUnavailable(e)) {
     return new HubError('UNAVAILABLE', 'The hub cannot reach its database right now; retry shortly', { detail, retryAfter: 5 });
   }
-  if (e?.name?.startsWith('PrismaClient') || e?.name === 'DriverAdapterError' || /^P\d{4}$/.test(e?.code ?? '')) {
+  // Prisma's errors (P1234) and PostgreSQL's own SQLSTATE codes (42P01, 23505, ...) from the plain-SQL paths.
+  if (e?.name?.startsWith('PrismaClient') || e?.name === 'DriverAdapterError' || /^P\d{4}$/.test(e?.code ?? '') || /^[0-9A-Z]{5}$/.test(e?.code ?? '')) {
     return new HubError('DATABASE', 'The database refused the operation; support can look it up by errorUUID', { detail, cause: error });
   }
   return new HubError('UNKNOWN', 'Something unexpected went wrong; support can look it up by errorUUID', { detail, cause: error });
@@ -32,8 +33,10 @@ function isUnavailable(e: { name?: string; code?: string; message?: string; caus
   if (!e) return false;
   if (e.name === 'PrismaClientInitializationError') return true;
   // P1001 can't reach server, P1017 server closed connection, P2024 pool timeout, P2028 transaction could not start.
-  if (['P1001', 'P1002', 'P1017', 'P2024', 'P2028', 'ECONNREFUSED', 'ECONNRESET', '57P01', '57P03'].includes(e.code ?? '')) return true;
-  if (/ECONNREFUSED|ECONNRESET|Connection terminated|connection is closed|Can't reach database|Timed out fetching a new connection/i.test(e.message ?? '')) return true;
+  if (['P1001', 'P1002', 'P1017', 'P2024', 'P2028', 'ECONNREFUSED', 'ECONNRESET', '57P01', '57P03', '53300'].includes(e.code ?? '')) return true;
+  // SQLSTATE class 08: connection exceptions.
+  if (/^08[0-9A-Z]{3}$/.test(e.code ?? '')) return true;
+  if (/ECONNREFUSED|ECONNRESET|Connection terminated|connection is closed|Can't reach database|Timed out fetching a new connection|timeout exceeded when trying to connect/i.test(e.message ?? '')) return true;
   return e.cause ? isUnavailable(e.cause as typeof e) : false;
 }
 

@@ -124,6 +124,11 @@ async function serve(config: Config, roles: Roles): Promise<number> {
 async function withAdmin(config: Config, run: (admin: DeliveryAdmin) => Promise<void>): Promise<number> {
   const { secretBox } = resolveSecrets(config);
   const db = await openCliDatabase(config);
+  // A replay decrypts the connection: a wrong key must stop here, not dead-letter the delivery again.
+  await verifyEncryptionKey(db.prisma, secretBox).catch(async (error) => {
+    await db.close();
+    throw error;
+  });
   const requeuer = lazyRequeue({
     prisma: db.prisma, secretBox, databaseUrl: db.url, embedded: !config.databaseUrl, redisUrl: config.redisUrl, defaults: config.delivery, logger: createLogger('warn'),
   });

@@ -110,9 +110,10 @@ export class RecordDelivery {
       const create = ctx('create', user.id, 0);
       const created = mode === 'save' ? await conn.adapter.saveUser!(create, out, undefined) : await conn.adapter.createUser!(create, out);
       partnerId = created.partnerId;
-      // An earlier create may have landed with older values and been answered again from the
-      // partner's idempotency store: bring it to this version (unless the partner says it applied this one).
-      if (claimed.createAttemptedBefore && created.replayed !== false) {
+      // An earlier create landed with older values and was answered again from the partner's
+      // idempotency store (the partner says so, or cannot say and a create was attempted before):
+      // bring the record to this version.
+      if (created.replayed === true || (created.replayed === undefined && claimed.createAttemptedBefore)) {
         if (mode === 'save') await conn.adapter.saveUser!(context, out, partnerId);
         else await conn.adapter.updateUser!(context, partnerId, out);
         notes.push('create repeated after an interrupted attempt');

@@ -94,6 +94,9 @@ export class DeliveryEngine {
         concurrency: conn.settings.concurrency,
         limiter: conn.settings.ratePerSecond ? { max: Math.max(1, Math.round(conn.settings.ratePerSecond)), duration: 1000 } : undefined,
         lockDuration: worker.lockMs,
+        // While rate-limited (open breaker, 429) the worker sleeps up to this long with jobs it
+        // already fetched; longer than the lock, they lose it and stall (twice: failed for good).
+        maximumRateLimitDelay: Math.floor(worker.lockMs / 2),
         settings: { backoffStrategy: (attemptsMade: number) => jitteredBackoff(attemptsMade, conn.settings.backoffMs) },
       });
       worker.worker.on('error', (err) => this.options.logger.error({ err, provider: conn.providerCode }, 'delivery worker error'));

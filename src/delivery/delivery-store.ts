@@ -42,25 +42,36 @@ export class DeliveryStore {
 
   constructor(databaseUrl: string, poolSize = 10) {
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types } as pg.PoolConfig);
+    // An idle connection dropped by the server (restart, failover) must not take the process down;
+    // the next query opens a new one.
+    this.pool.on('error', () => undefined);
   }
 
   /**
    * Reads what a delivery needs in one statement: the delivery, the
    * partner's ID of the record (when linked), the record, and whether an
-   * earlier attempt failed (a create it made may have landed). No lock is
-   * taken: a delivery has exactly one job (its ID is the job ID), so one
-   * attempt at a time runs per record and connection.
+   * earlier attempt may have created it in the partner. A delivery has
+   * exactly one job (its ID is the job ID), so one attempt at a time runs
+   * per record and connection. When the record is not linked yet, the
+   * statement also marks a create as attempted, before any call is made.
    */
   async claim(deliveryId: string): Promise<ClaimedDelivery | undefined> {
     const { rows } = await this.pool.query(
-      `SELECT d.id, d."entityType"::text AS "entityType", d."entityId"::text AS "entityId", d."targetProviderId"::text AS "targetProviderId",
+      `WITH before AS (
+         SELECT d.id,
+                d."createAttemptedAt" IS NOT NULL
+                  OR EXISTS (SELECT 1 FROM delivery_attempt a WHERE a."deliveryId" = d.id AND a.outcome NOT IN ('DELIVERED', 'SKIPPED')) AS "createAttemptedBefore",
+                (SELECT l."externalId" FROM link l WHERE l."entityId" = d."entityId" AND l."providerId" = d."targetProviderId"
+                   AND l."entityType" = d."entityType" LIMIT 1) AS "partnerId"
+         FROM delivery d WHERE d.id = $1),
+       mark AS (
+         UPDATE delivery d SET "createAttemptedAt" = now()
+         FROM before WHERE d.id = before.id AND d."entityType" = 'USER' AND before."partnerId" IS NULL AND d."createAttemptedAt" IS NULL)
+       SELECT d.id, d."entityType"::text AS "entityType", d."entityId"::text AS "entityId", d."targetProviderId"::text AS "targetProviderId",
               d."wantedVersion", d."deliveredVersion", d.status::text AS status,
-              EXISTS (SELECT 1 FROM delivery_attempt a WHERE a."deliveryId" = d.id AND a.outcome NOT IN ('DELIVERED', 'SKIPPED')) AS "createAttemptedBefore",
-              (SELECT l."externalId" FROM link l WHERE l."entityId" = d."entityId" AND l."providerId" = d."targetProviderId"
-                 AND l."entityType" = d."entityType" LIMIT 1) AS "partnerId",
-              to_jsonb(u) AS "user"
-       FROM delivery d LEFT JOIN user_record u ON u.id = d."entityId" AND d."entityType" IN ('USER', 'STAFF')
-       WHERE d.id = $1`,
+              before."createAttemptedBefore", before."partnerId", to_jsonb(u) AS "user"
+       FROM delivery d JOIN before ON before.id = d.id
+       LEFT JOIN user_record u ON u.id = d."entityId" AND d."entityType" IN ('USER', 'STAFF')`,
       [deliveryId],
     );
     return rows[0];

@@ -113,6 +113,8 @@ export class ConnectionWorker {
         httpStatus: made.at(-1)?.status ?? null,
         error: failure.message,
       };
+      // The partner answered (a refusal or a rate limit): it is up, whatever the breaker thought.
+      if (!failure.retryable || failure.status === 429) this.breaker.success();
       if (!failure.retryable) {
         await store.fail(claimed, { ...attempt, outcome: 'DEAD' });
         throw new UnrecoverableError(failure.message);

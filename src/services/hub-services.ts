@@ -1,4 +1,5 @@
 import type { PrismaClient } from '../store/generated/client.ts';
+import type { RecordStore } from '../store/record-store.ts';
 import { DeliveryAdmin } from './delivery-admin.ts';
 import { ErrorLog } from './error-log.ts';
 import { LeadSourceService } from './lead-source-service.ts';
@@ -20,6 +21,8 @@ export interface HubServices {
  */
 export function createHubServices(deps: {
   prisma: PrismaClient;
+  /** The save path's own pool (plain SQL). */
+  store: RecordStore;
   cacheTtlMs: number;
   clock?: () => Date;
   onChange?: () => void;
@@ -28,8 +31,8 @@ export function createHubServices(deps: {
   const tenancy = new TenancyService(deps.prisma, deps.cacheTtlMs);
   return {
     tenancy,
-    users: new UserService(deps.prisma, tenancy, deps.clock, deps.onChange),
-    leadSources: new LeadSourceService(deps.prisma, tenancy, deps.clock, deps.onChange),
+    users: new UserService(deps.prisma, deps.store, tenancy, deps.clock, deps.onChange),
+    leadSources: new LeadSourceService(deps.prisma, deps.store, tenancy, deps.clock, deps.onChange),
     errors: new ErrorLog(deps.prisma),
     deliveries: new DeliveryAdmin(deps.prisma, deps.requeue),
   };

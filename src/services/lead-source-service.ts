@@ -2,14 +2,12 @@ import { HubError, ValidationError } from '../errors/hub-error.ts';
 import type { ProviderInfo } from '../domain/fields.ts';
 import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
 import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
-import type { Prisma, PrismaClient } from '../store/generated/client.ts';
-import { claimLink } from '../store/links.ts';
-import { recordChanges, type RecordChange } from '../store/outbox.ts';
-import { fromColumns, toColumns } from '../store/record-rows.ts';
+import type { PrismaClient } from '../store/generated/client.ts';
+import type { RecordStore } from '../store/record-store.ts';
+import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { rejectSave, requireProviderInfo, scopeOf } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
-import { TRANSACTION_OPTIONS } from './transactions.ts';
 import type { SaveOutcome } from './user-service.ts';
 
 export interface LeadSourceView {
@@ -21,6 +19,7 @@ export interface LeadSourceView {
 export class LeadSourceService {
   constructor(
     private readonly prisma: PrismaClient,
+    private readonly store: RecordStore,
     private readonly tenancy: TenancyService,
     private readonly clock: () => Date = () => new Date(),
     private readonly onChange: () => void = () => {},
@@ -33,9 +32,9 @@ export class LeadSourceService {
     const linkKey = { providerId: principal.providerId, entityType: 'LEAD_SOURCE' as const, clubId: scope.clubId, externalId: info.recordID };
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, LEAD_SOURCE_SCHEMA, save.fields);
 
-    const outcome = await this.prisma.$transaction(async (tx) => {
-      const link = await claimLink(tx, linkKey);
-      const stored = link.created ? null : await tx.leadSource.findUnique({ where: { id: link.entityId } });
+    const outcome = await this.store.transaction(async (tx) => {
+      const link = await tx.claimLink(linkKey);
+      const stored = link.created ? null : ((await tx.lockRow('lead_source', link.entityId)) as { version: number } | null);
       const storedValues = stored ? fromColumns(LEAD_SOURCE_SCHEMA, stored) : null;
       if (!stored) {
         const missing = validateFields(LEAD_SOURCE_SCHEMA, save.fields, true);
@@ -50,17 +49,15 @@ export class LeadSourceService {
       const merged = mergeFields(LEAD_SOURCE_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code });
       merged.values.active ??= 'true';
       if (stored && merged.changed.length === 0) return { uuid: link.entityId, created: false, changed: false };
-      const data = toColumns(LEAD_SOURCE_SCHEMA, merged.values) as Prisma.LeadSourceUncheckedCreateInput;
-      const saved = stored
-        ? await tx.leadSource.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } }, select: { version: true } })
-        : await tx.leadSource.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId }, select: { version: true } });
-      const changes: RecordChange[] = [
-        { entityType: 'LEAD_SOURCE', entityId: link.entityId, clientId: scope.clientId, version: saved.version, originProviderId: principal.providerId },
-      ];
-      if (!stored) changes.push(...(await resolvePendingLeadSources(tx, scope.clientId, principal.providerId, info.recordID, link.entityId)));
-      await recordChanges(tx, changes);
+      await tx.writeRecord(
+        'lead_source',
+        LEAD_SOURCE_SCHEMA,
+        { id: link.entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: {} },
+        { entityType: 'LEAD_SOURCE', originProviderId: principal.providerId },
+      );
+      if (!stored) await tx.resolvePending('leadSource', scope.clientId, principal.providerId, info.recordID, link.entityId);
       return { uuid: link.entityId, created: !stored, changed: true };
-    }, TRANSACTION_OPTIONS);
+    });
     if (outcome.changed) this.onChange();
     return outcome;
   }
@@ -92,15 +89,4 @@ export class LeadSourceService {
       values: fromColumns(LEAD_SOURCE_SCHEMA, row),
     }));
   }
-}
-
-/** A lead source arrived: users waiting for it (defer policy) now point at it. */
-async function resolvePendingLeadSources(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, leadSourceId: string): Promise<RecordChange[]> {
-  const rows = await tx.$queryRaw<{ id: string; version: number }[]>`
-    UPDATE user_record SET "leadSourceId" = ${leadSourceId}::uuid, "pendingLeadSourceRef" = NULL,
-      "pendingProviderId" = CASE WHEN "pendingOwnerRef" IS NULL THEN NULL ELSE "pendingProviderId" END,
-      version = version + 1, "updatedAt" = now()
-    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingLeadSourceRef" = ${ref}
-    RETURNING id::text AS id, version`;
-  return rows.map((r) => ({ entityType: 'USER', entityId: r.id, clientId, version: r.version, originProviderId: providerId }));
 }

@@ -3,13 +3,12 @@ import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
 import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
 import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
-import { claimLink, externalIdOf, findLinkedEntity } from '../store/links.ts';
-import { recordChanges, type RecordChange } from '../store/outbox.ts';
-import { fromColumns, toColumns } from '../store/record-rows.ts';
+import { externalIdOf, findLinkedEntity } from '../store/links.ts';
+import type { RecordStore } from '../store/record-store.ts';
+import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { rejectSave, requireProviderInfo, scopeOf, type RecordScope } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
-import { TRANSACTION_OPTIONS } from './transactions.ts';
 
 export interface SaveOutcome {
   uuid: string;
@@ -46,6 +45,7 @@ const entityTypeOf = (kind: UserKind) => (kind === 'staff' ? 'STAFF' : 'USER') a
 export class UserService {
   constructor(
     private readonly prisma: PrismaClient,
+    private readonly store: RecordStore,
     private readonly tenancy: TenancyService,
     private readonly clock: () => Date = () => new Date(),
     private readonly onChange: () => void = () => {},
@@ -68,12 +68,11 @@ export class UserService {
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, USER_SCHEMA, save.fields);
     const references = await this.resolveReferences(principal, scope, save.leadInfo);
 
-    const outcome = await this.prisma.$transaction(async (tx) => {
-      const link = await claimLink(tx, linkKey);
-      // The link lock orders saves through this provider's ID; saves of the same record through
-      // another provider's ID must wait too, or both would merge into the same old version.
-      if (!link.created) await tx.$executeRaw`SELECT 1 FROM user_record WHERE id = ${link.entityId}::uuid FOR UPDATE`;
-      const stored = link.created ? null : await tx.user.findUnique({ where: { id: link.entityId } });
+    const outcome = await this.store.transaction(async (tx) => {
+      const link = await tx.claimLink(linkKey);
+      // The link lock orders saves through this provider's ID; the row lock also orders saves of the
+      // same record through another provider's ID, or both would merge into the same old version.
+      const stored = link.created ? null : ((await tx.lockRow('user_record', link.entityId)) as StoredUser | null);
       const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
       if (!stored) {
         const missing = validateFields(USER_SCHEMA, save.fields, true);
@@ -94,24 +93,20 @@ export class UserService {
       if (stored && merged.changed.length === 0 && !referencesChanged) {
         // Same values with a newer modifiedDate (a re-send, or a partner echoing our own push):
         // nothing to deliver, but the date is kept so an older write arriving late is refused.
-        if (save.fields.modifiedDate && Date.parse(save.fields.modifiedDate) > stored.modifiedDate.getTime()) {
-          await tx.user.update({ where: { id: link.entityId }, data: { modifiedDate: new Date(save.fields.modifiedDate) } });
+        if (save.fields.modifiedDate && Date.parse(save.fields.modifiedDate) > Date.parse(storedValues!.modifiedDate!)) {
+          await tx.touchModifiedDate('user_record', link.entityId, new Date(save.fields.modifiedDate).toISOString());
         }
         return { uuid: link.entityId, created: false, changed: false };
       }
-      const data = { ...toColumns(USER_SCHEMA, merged.values), ...after } as Prisma.UserUncheckedCreateInput;
-      const saved = stored
-        ? await tx.user.update({ where: { id: link.entityId }, data: { ...data, version: { increment: 1 } }, select: { version: true } })
-        : await tx.user.create({ data: { ...data, id: link.entityId, clientId: scope.clientId, clubId: scope.clubId }, select: { version: true } });
-      const changes: RecordChange[] = [
-        { entityType: entityTypeOf(kind), entityId: link.entityId, clientId: scope.clientId, version: saved.version, originProviderId: principal.providerId },
-      ];
-      if (!stored && kind === 'staff') {
-        changes.push(...(await resolvePendingOwners(tx, scope.clientId, principal.providerId, info.recordID, link.entityId)));
-      }
-      await recordChanges(tx, changes);
+      await tx.writeRecord(
+        'user_record',
+        USER_SCHEMA,
+        { id: link.entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: { ...after } },
+        { entityType: entityTypeOf(kind), originProviderId: principal.providerId },
+      );
+      if (!stored && kind === 'staff') await tx.resolvePending('owner', scope.clientId, principal.providerId, info.recordID, link.entityId);
       return { uuid: link.entityId, created: !stored, changed: true };
-    }, TRANSACTION_OPTIONS);
+    });
     if (outcome.changed) this.onChange();
     return outcome;
   }
@@ -193,7 +188,10 @@ function emptyReferences(): References {
   return { leadSourceId: null, ownerId: null, pendingProviderId: null, pendingLeadSourceRef: null, pendingOwnerRef: null };
 }
 
-function referencesOf(user: User): References {
+/** A user_record row as the save reads it (JSON: dates as text). */
+type StoredUser = References & { version: number; [column: string]: unknown };
+
+function referencesOf(user: References): References {
   const { leadSourceId, ownerId, pendingProviderId, pendingLeadSourceRef, pendingOwnerRef } = user;
   return { leadSourceId, ownerId, pendingProviderId, pendingLeadSourceRef, pendingOwnerRef };
 }
@@ -224,15 +222,4 @@ function applyReferences(
 
 function sameReferences(a: References, b: References): boolean {
   return (Object.keys(a) as (keyof References)[]).every((k) => a[k] === b[k]);
-}
-
-/** A staff member arrived: users waiting for it as owner (defer policy) now point at it. */
-async function resolvePendingOwners(tx: Prisma.TransactionClient, clientId: string, providerId: string, ref: string, staffId: string): Promise<RecordChange[]> {
-  const rows = await tx.$queryRaw<{ id: string; version: number }[]>`
-    UPDATE user_record SET "ownerId" = ${staffId}::uuid, "pendingOwnerRef" = NULL,
-      "pendingProviderId" = CASE WHEN "pendingLeadSourceRef" IS NULL THEN NULL ELSE "pendingProviderId" END,
-      version = version + 1, "updatedAt" = now()
-    WHERE "clientId" = ${clientId}::uuid AND "pendingProviderId" = ${providerId}::uuid AND "pendingOwnerRef" = ${ref}
-    RETURNING id::text AS id, version`;
-  return rows.map((r) => ({ entityType: 'USER', entityId: r.id, clientId, version: r.version, originProviderId: providerId }));
 }

@@ -3,12 +3,15 @@ import type { Config } from '../config.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts';
 import { PrismaClient } from './generated/client.ts';
 import { applyMigrations } from './migrations.ts';
+import { RecordStore } from './record-store.ts';
 
 export { PrismaClient };
 export type Db = PrismaClient;
 
 export interface Database {
   prisma: PrismaClient;
+  /** The save path's plain-SQL pool. */
+  store: RecordStore;
   /** The URL every component connects with (the embedded socket or DATABASE_URL). */
   url: string;
   embedded: boolean;
@@ -34,12 +37,15 @@ export async function openDatabase(
     if (options.migrate !== false) await applyMigrations(url);
     const prisma = createPrisma(url, config.databasePoolSize);
     await prisma.$connect();
+    const store = RecordStore.open(url, config.databasePoolSize);
     return {
       prisma,
+      store,
       url,
       embedded: embedded !== undefined,
       async close() {
         await prisma.$disconnect();
+        await store.close();
         await embedded?.stop();
       },
     };

@@ -183,7 +183,7 @@ describe('DATABASE', () => {
     if (inject('databaseKind') === 'pglite') {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'connector-empty-'));
       const embedded: EmbeddedPostgres = await startEmbeddedPostgres(dir);
-      broken = createTestHub({ prisma: createPrisma(embedded.url, 2) });
+      broken = createTestHub({ databaseUrl: embedded.url });
       cleanup = async () => {
         await broken.close();
         await embedded.stop();
@@ -199,7 +199,7 @@ describe('DATABASE', () => {
       await admin.end();
       const url = new URL(server);
       url.pathname = `/${name}`;
-      broken = createTestHub({ prisma: createPrisma(url.toString(), 2) });
+      broken = createTestHub({ databaseUrl: url.toString() });
       cleanup = async () => {
         await broken.close();
         const client = new pg.Client({ connectionString: server.toString() });
@@ -220,7 +220,7 @@ describe('DATABASE', () => {
 });
 
 describe('UNAVAILABLE', () => {
-  const down = createTestHub({ prisma: createPrisma('postgresql://postgres@127.0.0.1:1/postgres', 1) });
+  const down = createTestHub({ databaseUrl: 'postgresql://postgres@127.0.0.1:1/postgres' });
   afterAll(() => down.close());
 
   it('a database nobody answers on answers 503 UNAVAILABLE with Retry-After', async () => {

@@ -12,6 +12,7 @@ import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
 import { createPrisma, type PrismaClient } from '../../src/store/database.ts';
 import { applyMigrations } from '../../src/store/migrations.ts';
+import { RecordStore } from '../../src/store/record-store.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
 import { API, userXml } from '../support/test-hub.ts';
 import { eventually } from '../support/delivery-rig.ts';
@@ -57,6 +58,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
   let dbName: string;
   let dbUrl: string;
   let prisma: PrismaClient;
+  let store: RecordStore;
   let redis: ChildProcess;
   let redisPort: number;
   let fake: FakeReferencePartner;
@@ -106,7 +108,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
       ],
     });
     // The API runs in this process without a worker role; the worker is a child process.
-    app = createApp({ services: createHubServices({ prisma, cacheTtlMs: 5000 }), logger: createLogger('silent'), bodyLimitBytes: 65536, adminToken: undefined, isReady: async () => true });
+    app = createApp({ services: createHubServices({ prisma, store: (store = RecordStore.open(dbUrl, 8)), cacheTtlMs: 5000 }), logger: createLogger('silent'), bodyLimitBytes: 65536, adminToken: undefined, isReady: async () => true });
     env = {
       DATABASE_URL: dbUrl,
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
@@ -123,6 +125,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
     redis?.kill('SIGKILL');
     await fake?.stop();
     await prisma?.$disconnect();
+    await store?.close();
     const admin = new pg.Client({ connectionString: inject('databaseUrl') });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);

@@ -122,7 +122,7 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
     clientIds: [clientId],
   });
   // The same app as createTestHub's, with saves waking the in-process relay.
-  const services = createHubServices({ prisma: base.prisma, cacheTtlMs: 0, onChange: () => engine.wake(), requeue: (ids) => engine.relay.requeue(ids) });
+  const services = createHubServices({ prisma: base.prisma, store: base.store, cacheTtlMs: 0, onChange: () => engine.wake(), requeue: (ids) => engine.relay.requeue(ids) });
   const app = createApp({ services, logger: createLogger('silent'), bodyLimitBytes: 64 * 1024, adminToken: base.adminToken, isReady: async () => true });
   const hub: TestHub = { ...base, app, services };
   return {

@@ -6,12 +6,14 @@ import { createLogger } from '../../src/log.ts';
 import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
 import { createHubServices, type HubServices } from '../../src/services/hub-services.ts';
 import { createPrisma, type PrismaClient } from '../../src/store/database.ts';
+import { RecordStore } from '../../src/store/record-store.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
 import type { TurnupFile } from '../../src/turnup/turnup-schema.ts';
 
 export interface TestHub {
   app: express.Express;
   prisma: PrismaClient;
+  store: RecordStore;
   services: HubServices;
   secretBox: SecretBox;
   adminToken: string;
@@ -19,9 +21,11 @@ export interface TestHub {
 }
 
 /** The hub's HTTP app on the run's database (PostgreSQL or PGlite), caches off. */
-export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => Date; prisma?: PrismaClient } = {}): TestHub {
-  const prisma = options.prisma ?? createPrisma(inject('databaseUrl'), 4);
-  const services = createHubServices({ prisma, cacheTtlMs: 0, clock: options.clock });
+export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => Date; databaseUrl?: string } = {}): TestHub {
+  const url = options.databaseUrl ?? inject('databaseUrl');
+  const prisma = createPrisma(url, 4);
+  const store = RecordStore.open(url, 4);
+  const services = createHubServices({ prisma, store, cacheTtlMs: 0, clock: options.clock });
   const adminToken = randomBytes(24).toString('hex');
   const app = createApp({
     services,
@@ -30,7 +34,18 @@ export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => 
     adminToken,
     isReady: async () => (await prisma.$queryRaw`SELECT 1`) !== undefined,
   });
-  return { app, prisma, services, secretBox: new SecretBox(generateKey()), adminToken, close: () => prisma.$disconnect() };
+  return {
+    app,
+    prisma,
+    store,
+    services,
+    secretBox: new SecretBox(generateKey()),
+    adminToken,
+    close: async () => {
+      await prisma.$disconnect();
+      await store.close();
+    },
+  };
 }
 
 export interface Tenant {

@@ -32,6 +32,7 @@ CREATE TABLE "delivery" (
     "status" "DeliveryStatus" NOT NULL DEFAULT 'PENDING',
     "lastError" TEXT,
     "replays" INTEGER NOT NULL DEFAULT 0,
+    "createAttemptedAt" TIMESTAMPTZ(3),
     "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updatedAt" TIMESTAMPTZ(3) NOT NULL,
 

@@ -1,0 +1,23 @@
+import { randomUUID } from 'node:crypto';
+import express from 'express';
+import { XMLParser } from 'fast-xml-parser';
+
+/**
+ * The ceiling the ingest benchmark compares against: Express 5 and
+ * fast-xml-parser parsing the same XML, checking the four providerInfo
+ * fields and answering a uuid, storing nothing.
+ */
+const parser = new XMLParser({ parseTagValue: false });
+const app = express();
+app.post('/connector/api/2011-11/user', express.text({ type: () => true, limit: '1mb' }), (req, res) => {
+  const info = parser.parse(req.body as string)?.user?.providerInfo;
+  if (!info?.identifier || !info.clientID || !info.clubID || !info.recordID) {
+    res.status(400).send('<error><reason>VALIDATION</reason></error>');
+    return;
+  }
+  res.type('application/xml').send(`<response xmlns="http://www.intouchfollowup.com/api/2011-11"><uuid>${randomUUID()}</uuid></response>`);
+});
+const server = app.listen(0, '127.0.0.1', () => {
+  console.log(JSON.stringify({ msg: 'Connector API listening', port: (server.address() as { port: number }).port }));
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+const CLI = path.resolve(import.meta.dirname, '../bin/connector.js');
+
+export interface HubChild {
+  url: string;
+  child: ChildProcess;
+  /** Resident memory of the hub process in MiB (from /proc). */
+  rssMiB(): number;
+  stop(): Promise<void>;
+}
+
+/** Starts `connector <command>` as its own process (optionally pinned to CPUs) and waits for it to listen. */
+export async function startHubChild(env: Record<string, string>, options: { command?: string; cpus?: string } = {}): Promise<HubChild> {
+  const args = [CLI, options.command ?? 'start'];
+  const child = options.cpus
+    ? spawn('taskset', ['-c', options.cpus, process.execPath, ...args], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, args, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines: string[] = [];
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`hub did not start:\n${lines.join('\n')}`));
+    }, 60_000);
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        lines.push(line);
+        if (line.includes('Connector API listening')) {
+          clearTimeout(timer);
+          resolve(`http://127.0.0.1:${JSON.parse(line).port}`);
+        }
+        if (/"level":(50|60)/.test(line)) process.stderr.write(`hub: ${line}\n`);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`hub exited with ${code}:\n${lines.join('\n')}`)));
+  });
+  return {
+    url,
+    child,
+    rssMiB() {
+      try {
+        const pid = child.pid!;
+        // taskset execs node, so the child's pid is the hub's.
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      } catch {
+        return NaN;
+      }
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { benchEnv, type BenchEnv } from './bench-env.ts';
+import { startHubChild, type HubChild } from './hub-process.ts';
+
+/** A user save with the seed's field set; autocannon replaces [<id>] with a fresh ID per request. */
+export function userBody(): string {
+  return (
+    '<user><providerInfo><identifier>BENCH_A</identifier><clientID>A1</clientID><clubID>A-club</clubID><recordID>[<id>]</recordID></providerInfo>' +
+    '<userInfo><firstname>Foo</firstname><lastname>Bar</lastname><birthdate>1972-03-12</birthdate><gender>M</gender><userStatus>ACTIVE</userStatus>' +
+    '<userType>PROSPECT</userType><address1>1234 Fake St</address1><address2>Apartment 1a</address2><city>Spuzzum</city><zipcode>12345</zipcode>' +
+    '<state>WA</state><country>US</country><mobile>555-555-5555</mobile><email>foo@bar.com</email><homePhone>555-666-6666</homePhone>' +
+    '<workPhone>555-777-7777</workPhone><company>Acme Widgets</company></userInfo></user>'
+  );
+}
+
+export interface LoadResult {
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+export async function load(url: string, token: string | undefined, options: { seconds: number; connections: number; rate?: number }): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `${url}/connector/api/2011-11/user`,
+    method: 'POST',
+    headers: { 'content-type': 'application/xml', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: userBody(),
+    idReplacement: true,
+    connections: options.connections,
+    duration: options.seconds,
+    overallRate: options.rate,
+  });
+  return {
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+export async function startBaseline(cpus?: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const script = path.resolve(import.meta.dirname, 'baseline-server.ts');
+  const args = ['--import', 'tsx', script];
+  const child = cpus ? spawn('taskset', ['-c', cpus, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve) => child.stdout!.once('data', (c) => resolve(`http://127.0.0.1:${JSON.parse(String(c)).port}`)));
+  return { url, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
+}
+
+/** The hub's API (no worker) on its own core, on the bench's database. */
+export async function startIngestHub(env: BenchEnv, cpus?: string): Promise<HubChild> {
+  return startHubChild(
+    { DATABASE_URL: env.databaseUrl, CONNECTOR_ENCRYPTION_KEY: env.key, CONNECTOR_ADMIN_TOKEN: 'x'.repeat(32), LOG_LEVEL: 'info', CONNECTOR_DB_POOL_SIZE: '20' },
+    { command: 'api', cpus },
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const seconds = Number(process.argv[2] ?? 10);
+  const baseline = await startBaseline('0');
+  const base = await load(baseline.url, undefined, { seconds, connections: 50 });
+  await baseline.stop();
+  const env = await benchEnv('postgres');
+  const hub = await startIngestHub(env, '0');
+  const hubResult = await load(hub.url, env.token, { seconds, connections: 50 });
+  console.log(JSON.stringify({ baseline: base, hub: hubResult, ratio: hubResult.requestsPerSecond / base.requestsPerSecond, rssMiB: hub.rssMiB() }));
+  await hub.stop();
+  await env.close();
+  process.exit(0);
+}
