@@ -8,7 +8,6 @@ import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REASONS } from '../../src/errors/catalogue.ts';
-import { generateKey } from '../../src/security/secret-box.ts';
 import { createPrisma } from '../../src/store/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
 import { API, createTestHub, turnUpTenant, userXml, type Tenant, type TestHub } from '../support/test-hub.ts';
@@ -354,7 +353,7 @@ describe('looking an error up by errorUUID', () => {
       run(process.execPath, ['bin/connector.js', ...args], {
         cwd: REPO,
         timeout: 60_000,
-        env: { ...process.env, DATABASE_URL: inject('databaseUrl'), CONNECTOR_ENCRYPTION_KEY: generateKey(), LOG_LEVEL: 'silent' },
+        env: { ...process.env, DATABASE_URL: inject('databaseUrl'), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey'), LOG_LEVEL: 'silent' },
       });
 
     it('`connector errors show <uuid>` prints the stored error as JSON', { timeout: 90_000 }, async () => {

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { generateKey } from '../../src/security/secret-box.ts';
-import { createPrisma } from '../../src/store/database.ts';
 import { runCli, startHubProcess } from '../support/hub-process.ts';
 
 const dirs: string[] = [];
@@ -90,11 +89,7 @@ describe('the hub as a process', () => {
     const dataDir = tempDir();
     const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
     const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: token, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32) };
-    // The run's database is shared: forget its key check so this test's key becomes the database's key.
-    const prisma = createPrisma(inject('databaseUrl'), 1);
-    await prisma.setting.deleteMany({ where: { key: 'encryption.check' } });
-    await prisma.$disconnect();
-    const key = generateKey();
+    const key = inject('encryptionKey');
     const applied = await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], { ...env, CONNECTOR_ENCRYPTION_KEY: key });
     expect(applied.code).toBe(0);
     const hub = await startHubProcess({ ...env, CONNECTOR_ENCRYPTION_KEY: key });

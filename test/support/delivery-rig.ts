@@ -6,7 +6,6 @@ import { createApp } from '../../src/api/app.ts';
 import type { DeliveryDefaults } from '../../src/config.ts';
 import { DeliveryEngine } from '../../src/delivery/delivery-engine.ts';
 import { createLogger } from '../../src/log.ts';
-import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
 import type { Agreement, Connection, TurnupFile } from '../../src/turnup/turnup-schema.ts';
@@ -106,8 +105,8 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
     };
   }
   // A key the rig keeps, so CLI commands run against the rig can decrypt its connections.
-  const encryptionKey = generateKey();
-  const base: TestHub = { ...createTestHub(), secretBox: new SecretBox(encryptionKey) };
+  const encryptionKey = inject('encryptionKey');
+  const base = createTestHub();
   await applyTurnup({ prisma: base.prisma, secretBox: base.secretBox }, file);
   const clientId = (await base.prisma.client.findUniqueOrThrow({ where: { code: clientCode } })).id;
   const engine = await DeliveryEngine.start({

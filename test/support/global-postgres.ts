@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { applyMigrations } from '../../src/store/migrations.ts';
+import { generateKey } from '../../src/security/secret-box.ts';
 
 /** A fresh database on the real PostgreSQL server for this run, dropped afterwards. */
 export default async function setup(project: TestProject) {
@@ -14,6 +15,8 @@ export default async function setup(project: TestProject) {
   const url = new URL(server);
   url.pathname = `/${name}`;
   await applyMigrations(url.toString());
+  // One encryption key per run: the run's database keeps one key check, as a real hub's does.
+  project.provide('encryptionKey', generateKey());
   project.provide('databaseUrl', url.toString());
   project.provide('databaseKind', 'postgres');
   return async () => {
@@ -28,5 +31,6 @@ declare module 'vitest' {
   export interface ProvidedContext {
     databaseUrl: string;
     databaseKind: 'postgres' | 'pglite';
+    encryptionKey: string;
   }
 }

@@ -3,7 +3,7 @@ import type express from 'express';
 import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { createLogger } from '../../src/log.ts';
-import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
+import { SecretBox } from '../../src/security/secret-box.ts';
 import { createHubServices, type HubServices } from '../../src/services/hub-services.ts';
 import { createPrisma, type PrismaClient } from '../../src/store/database.ts';
 import { RecordStore } from '../../src/store/record-store.ts';
@@ -39,7 +39,7 @@ export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => 
     prisma,
     store,
     services,
-    secretBox: new SecretBox(generateKey()),
+    secretBox: new SecretBox(inject('encryptionKey')),
     adminToken,
     close: async () => {
       await prisma.$disconnect();
