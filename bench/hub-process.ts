@@ -14,7 +14,8 @@ export interface HubChild {
 
 /** Starts `connector <command>` as its own process (optionally pinned to CPUs) and waits for it to listen. */
 export async function startHubChild(env: Record<string, string>, options: { command?: string; cpus?: string } = {}): Promise<HubChild> {
-  const args = [CLI, options.command ?? 'start'];
+  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/.out" profiles the hub under load.
+  const args = [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, options.command ?? 'start'];
   const child = options.cpus
     ? spawn('taskset', ['-c', options.cpus, process.execPath, ...args], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

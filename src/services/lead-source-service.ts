@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import type { ProviderInfo } from '../domain/fields.ts';
 import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
@@ -6,7 +7,7 @@ import type { PrismaClient } from '../store/generated/client.ts';
 import type { RecordStore } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
-import { rejectSave, requireProviderInfo, scopeOf } from './record-scope.ts';
+import { rejectSave, requireProviderInfo, saveWithRetries, scopeOf } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 import type { SaveOutcome } from './user-service.ts';
 
@@ -32,9 +33,10 @@ export class LeadSourceService {
     const linkKey = { providerId: principal.providerId, entityType: 'LEAD_SOURCE' as const, clubId: scope.clubId, externalId: info.recordID };
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, LEAD_SOURCE_SCHEMA, save.fields);
 
-    const outcome = await this.store.transaction(async (tx) => {
-      const link = await tx.claimLink(linkKey);
-      const stored = link.created ? null : ((await tx.lockRow('lead_source', link.entityId)) as { version: number } | null);
+    const outcome = await saveWithRetries(async (): Promise<SaveOutcome | undefined> => {
+      const found = await this.store.readByLink('lead_source', linkKey);
+      const entityId = found?.entityId ?? randomUUID();
+      const stored = (found?.row ?? null) as { version: number } | null;
       const storedValues = stored ? fromColumns(LEAD_SOURCE_SCHEMA, stored) : null;
       if (!stored) {
         const missing = validateFields(LEAD_SOURCE_SCHEMA, save.fields, true);
@@ -48,15 +50,13 @@ export class LeadSourceService {
       }
       const merged = mergeFields(LEAD_SOURCE_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code });
       merged.values.active ??= 'true';
-      if (stored && merged.changed.length === 0) return { uuid: link.entityId, created: false, changed: false };
-      await tx.writeRecord(
-        'lead_source',
-        LEAD_SOURCE_SCHEMA,
-        { id: link.entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: {} },
-        { entityType: 'LEAD_SOURCE', originProviderId: principal.providerId },
-      );
-      if (!stored) await tx.resolvePending('leadSource', scope.clientId, principal.providerId, info.recordID, link.entityId);
-      return { uuid: link.entityId, created: !stored, changed: true };
+      if (stored && merged.changed.length === 0) return { uuid: entityId, created: false, changed: false };
+      const row = { id: entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: {} };
+      const change = { entityType: 'LEAD_SOURCE' as const, originProviderId: principal.providerId };
+      const written = stored
+        ? await this.store.update('lead_source', LEAD_SOURCE_SCHEMA, row, change)
+        : await this.store.createAndResolve('lead_source', LEAD_SOURCE_SCHEMA, linkKey, row, change, { kind: 'leadSource', ref: info.recordID });
+      return written ? { uuid: entityId, created: !stored, changed: true } : undefined;
     });
     if (outcome.changed) this.onChange();
     return outcome;

@@ -60,3 +60,16 @@ export async function rejectSave(prisma: PrismaClient, problems: string[], key: 
   const all = existing ? problems : [...problems, ...validateFields(schema, fields, true).filter((p) => !problems.includes(p))];
   throw new ValidationError(all);
 }
+
+/**
+ * Runs an optimistic save until it writes: a round returns undefined when
+ * another save of the same record committed between its read and its
+ * write, and the next round reads that newer version and merges again.
+ */
+export async function saveWithRetries<T>(round: () => Promise<T | undefined>, rounds = 10): Promise<T> {
+  for (let i = 0; i < rounds; i++) {
+    const outcome = await round();
+    if (outcome !== undefined) return outcome;
+  }
+  throw new HubError('UNAVAILABLE', 'This record is being changed by many saves at once; retry shortly', { retryAfter: 1, detail: `no save round won in ${rounds} tries` });
+}

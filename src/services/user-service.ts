@@ -1,13 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
 import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
 import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
-import { externalIdOf, findLinkedEntity } from '../store/links.ts';
+import { externalIdOf, findLinkedEntity, type LinkKey } from '../store/links.ts';
 import type { RecordStore } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
-import { rejectSave, requireProviderInfo, scopeOf, type RecordScope } from './record-scope.ts';
+import { rejectSave, requireProviderInfo, saveWithRetries, scopeOf, type RecordScope } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 
 export interface SaveOutcome {
@@ -68,47 +69,56 @@ export class UserService {
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, USER_SCHEMA, save.fields);
     const references = await this.resolveReferences(principal, scope, save.leadInfo);
 
-    const outcome = await this.store.transaction(async (tx) => {
-      const link = await tx.claimLink(linkKey);
-      // The link lock orders saves through this provider's ID; the row lock also orders saves of the
-      // same record through another provider's ID, or both would merge into the same old version.
-      const stored = link.created ? null : ((await tx.lockRow('user_record', link.entityId)) as StoredUser | null);
-      const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
-      if (!stored) {
-        const missing = validateFields(USER_SCHEMA, save.fields, true);
-        if (missing.length) throw new ValidationError(missing);
-      }
-      if (isStale(storedValues, save.fields)) {
-        throw new HubError(
-          'STALE_UPDATE',
-          `The stored record was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(save.fields.modifiedDate!).toISOString()}; the update was not applied`,
-        );
-      }
-      const before = stored ? referencesOf(stored) : emptyReferences();
-      const after = applyReferences(before, references, principal.providerId);
-      const referencesChanged = !sameReferences(before, after);
-      const merged = mergeFields(USER_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code, referencesChanged });
-      const trial = trialProblem(merged.values);
-      if (trial) throw new ValidationError([trial]);
-      if (stored && merged.changed.length === 0 && !referencesChanged) {
-        // Same values with a newer modifiedDate (a re-send, or a partner echoing our own push):
-        // nothing to deliver, but the date is kept so an older write arriving late is refused.
-        if (save.fields.modifiedDate && Date.parse(save.fields.modifiedDate) > Date.parse(storedValues!.modifiedDate!)) {
-          await tx.touchModifiedDate('user_record', link.entityId, new Date(save.fields.modifiedDate).toISOString());
-        }
-        return { uuid: link.entityId, created: false, changed: false };
-      }
-      await tx.writeRecord(
-        'user_record',
-        USER_SCHEMA,
-        { id: link.entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: { ...after } },
-        { entityType: entityTypeOf(kind), originProviderId: principal.providerId },
-      );
-      if (!stored && kind === 'staff') await tx.resolvePending('owner', scope.clientId, principal.providerId, info.recordID, link.entityId);
-      return { uuid: link.entityId, created: !stored, changed: true };
-    });
+    const outcome = await saveWithRetries(() => this.saveOnce(principal, kind, save, scope, linkKey, info.recordID, references));
     if (outcome.changed) this.onChange();
     return outcome;
+  }
+
+  /** One read-merge-write round; undefined when another save won the race (read again). */
+  private async saveOnce(
+    principal: Principal,
+    kind: UserKind,
+    save: RecordSave,
+    scope: RecordScope,
+    linkKey: LinkKey,
+    recordID: string,
+    references: Awaited<ReturnType<UserService['resolveReferences']>>,
+  ): Promise<SaveOutcome | undefined> {
+    const found = await this.store.readByLink('user_record', linkKey);
+    const entityId = found?.entityId ?? randomUUID();
+    const stored = (found?.row ?? null) as StoredUser | null;
+    const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
+    if (!stored) {
+      const missing = validateFields(USER_SCHEMA, save.fields, true);
+      if (missing.length) throw new ValidationError(missing);
+    }
+    if (isStale(storedValues, save.fields)) {
+      throw new HubError(
+        'STALE_UPDATE',
+        `The stored record was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(save.fields.modifiedDate!).toISOString()}; the update was not applied`,
+      );
+    }
+    const before = stored ? referencesOf(stored) : emptyReferences();
+    const after = applyReferences(before, references, principal.providerId);
+    const referencesChanged = !sameReferences(before, after);
+    const merged = mergeFields(USER_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code, referencesChanged });
+    const trial = trialProblem(merged.values);
+    if (trial) throw new ValidationError([trial]);
+    if (stored && merged.changed.length === 0 && !referencesChanged) {
+      // Same values with a newer modifiedDate (a re-send, or a partner echoing our own push):
+      // nothing to deliver, but the date is kept so an older write arriving late is refused.
+      if (save.fields.modifiedDate) {
+        await this.store.touchModifiedDate('user_record', entityId, stored.version, new Date(save.fields.modifiedDate).toISOString());
+      }
+      return { uuid: entityId, created: false, changed: false };
+    }
+    const row = { id: entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: { ...after } };
+    const change = { entityType: entityTypeOf(kind), originProviderId: principal.providerId };
+    let written: boolean;
+    if (stored) written = await this.store.update('user_record', USER_SCHEMA, row, change);
+    else if (kind === 'staff') written = await this.store.createAndResolve('user_record', USER_SCHEMA, linkKey, row, change, { kind: 'owner', ref: recordID });
+    else written = await this.store.create('user_record', USER_SCHEMA, linkKey, row, change);
+    return written ? { uuid: entityId, created: !stored, changed: true } : undefined;
   }
 
   async fetch(principal: Principal, kind: UserKind, provider: string, lookup: UserLookup): Promise<UserView> {
