@@ -50,8 +50,19 @@ export class LeadSourceService {
       }
       const merged = mergeFields(LEAD_SOURCE_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code });
       merged.values.active ??= 'true';
-      if (stored && merged.changed.length === 0) return { uuid: entityId, created: false, changed: false };
-      const row = { id: entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: {} };
+      if (stored && merged.changed.length === 0) {
+        const still = await this.store.confirmUnchanged('lead_source', entityId, { version: stored.version, modifiedDate: storedValues!.modifiedDate }, undefined);
+        return still ? { uuid: entityId, created: false, changed: false } : undefined;
+      }
+      const row = {
+        id: entityId,
+        clientId: scope.clientId,
+        clubId: scope.clubId,
+        version: stored ? stored.version + 1 : 1,
+        expectedModifiedDate: storedValues?.modifiedDate ?? null,
+        values: merged.values,
+        extra: {},
+      };
       const change = { entityType: 'LEAD_SOURCE' as const, originProviderId: principal.providerId };
       const written = stored
         ? await this.store.update('lead_source', LEAD_SOURCE_SCHEMA, row, change)

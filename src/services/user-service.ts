@@ -105,14 +105,22 @@ export class UserService {
     const trial = trialProblem(merged.values);
     if (trial) throw new ValidationError([trial]);
     if (stored && merged.changed.length === 0 && !referencesChanged) {
-      // Same values with a newer modifiedDate (a re-send, or a partner echoing our own push):
-      // nothing to deliver, but the date is kept so an older write arriving late is refused.
-      if (save.fields.modifiedDate) {
-        await this.store.touchModifiedDate('user_record', entityId, stored.version, new Date(save.fields.modifiedDate).toISOString());
-      }
-      return { uuid: entityId, created: false, changed: false };
+      // Same values (a re-send, or a partner echoing our own push): nothing to deliver, but a newer
+      // modifiedDate is kept so an older write arriving late is refused.
+      const incoming = save.fields.modifiedDate ? new Date(save.fields.modifiedDate).toISOString() : undefined;
+      const newer = incoming && (!storedValues!.modifiedDate || incoming > storedValues!.modifiedDate) ? incoming : undefined;
+      const still = await this.store.confirmUnchanged('user_record', entityId, { version: stored.version, modifiedDate: storedValues!.modifiedDate }, newer);
+      return still ? { uuid: entityId, created: false, changed: false } : undefined;
     }
-    const row = { id: entityId, clientId: scope.clientId, clubId: scope.clubId, version: stored ? stored.version + 1 : 1, values: merged.values, extra: { ...after } };
+    const row = {
+      id: entityId,
+      clientId: scope.clientId,
+      clubId: scope.clubId,
+      version: stored ? stored.version + 1 : 1,
+      expectedModifiedDate: storedValues?.modifiedDate ?? null,
+      values: merged.values,
+      extra: { ...after },
+    };
     const change = { entityType: entityTypeOf(kind), originProviderId: principal.providerId };
     let written: boolean;
     if (stored) written = await this.store.update('user_record', USER_SCHEMA, row, change);

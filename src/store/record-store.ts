@@ -20,6 +20,12 @@ export interface RecordWrite {
   clubId: string;
   /** The version this write creates (1 for a new record). */
   version: number;
+  /**
+   * Updates only: the modifiedDate read with version - 1. A newer date kept
+   * without a new version (confirmUnchanged) must also stop a write based
+   * on the older read.
+   */
+  expectedModifiedDate?: string | null;
   values: FieldValues;
   extra: Record<string, string | null>;
 }
@@ -55,22 +61,36 @@ export class RecordStore {
     return createRecord(this.pool, table, schema, key, row, change);
   }
 
-  /** Writes version `row.version` if the stored one is still `row.version - 1`; false when it moved on. */
+  /** Writes version `row.version` if the stored one is still what was read; false when it moved on. */
   async update(table: RecordTable, schema: RecordSchema, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
     const { sql, params } = writeStatement(table, schema, row, 'update');
     const n = params.length;
     const { rows } = await this.pool.query(
-      `WITH w AS (${sql} RETURNING id)
+      `WITH w AS (${sql} AND "modifiedDate" IS NOT DISTINCT FROM $${n + 4}::timestamptz RETURNING id)
        INSERT INTO outbox_event (id, "entityType", "entityId", "clientId", version, "originProviderId")
        SELECT $${n + 1}::uuid, $${n + 2}::"EntityType", w.id, $2::uuid, $4::int, $${n + 3}::uuid FROM w RETURNING 1`,
-      [...params, eventIdOf(row.id, row.version), change.entityType, change.originProviderId],
+      [...params, eventIdOf(row.id, row.version), change.entityType, change.originProviderId, row.expectedModifiedDate ?? null],
     );
     return rows.length > 0;
   }
 
-  /** Keeps a newer modifiedDate that changed nothing else (no version, no event). */
-  async touchModifiedDate(table: RecordTable, id: string, version: number, modifiedDate: string): Promise<void> {
-    await this.pool.query(`UPDATE ${table} SET "modifiedDate" = $3 WHERE id = $1 AND version = $2 AND "modifiedDate" < $3`, [id, version, modifiedDate]);
+  /**
+   * A save that changes nothing is right only if the record is still the
+   * version it was compared with; a newer modifiedDate it carries is kept
+   * (no version, no event) so an older write arriving late is refused.
+   * False when the record moved on: read again.
+   */
+  async confirmUnchanged(
+    table: RecordTable,
+    id: string,
+    read: { version: number; modifiedDate: string | null },
+    newerModifiedDate: string | undefined,
+  ): Promise<boolean> {
+    const same = `id = $1 AND version = $2 AND "modifiedDate" IS NOT DISTINCT FROM $3::timestamptz`;
+    const { rows } = newerModifiedDate
+      ? await this.pool.query(`UPDATE ${table} SET "modifiedDate" = $4 WHERE ${same} RETURNING 1`, [id, read.version, read.modifiedDate, newerModifiedDate])
+      : await this.pool.query(`SELECT 1 FROM ${table} WHERE ${same}`, [id, read.version, read.modifiedDate]);
+    return rows.length > 0;
   }
 
   /**
