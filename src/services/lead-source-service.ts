@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import type { ProviderInfo } from '../domain/fields.ts';
 import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
-import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
+import { mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
 import type { RecordStore } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
-import { rejectSave, requireProviderInfo, saveWithRetries, scopeOf } from './record-scope.ts';
+import { nextVersion, refuseIfStale, rejectSave, requireProviderInfo, saveWithRetries, scopeOf } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 import type { SaveOutcome } from './user-service.ts';
 
@@ -42,27 +42,14 @@ export class LeadSourceService {
         const missing = validateFields(LEAD_SOURCE_SCHEMA, save.fields, true);
         if (missing.length) throw new ValidationError(missing);
       }
-      if (isStale(storedValues, save.fields)) {
-        throw new HubError(
-          'STALE_UPDATE',
-          `The stored lead source was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(save.fields.modifiedDate!).toISOString()}; the update was not applied`,
-        );
-      }
+      refuseIfStale(storedValues, save.fields, 'lead source');
       const merged = mergeFields(LEAD_SOURCE_SCHEMA, storedValues, save.fields, { now: this.clock(), by: principal.code });
       merged.values.active ??= 'true';
       if (stored && merged.changed.length === 0) {
         const still = await this.store.confirmUnchanged('lead_source', entityId, { version: stored.version, modifiedDate: storedValues!.modifiedDate }, undefined);
         return still ? { uuid: entityId, created: false, changed: false } : undefined;
       }
-      const row = {
-        id: entityId,
-        clientId: scope.clientId,
-        clubId: scope.clubId,
-        version: stored ? stored.version + 1 : 1,
-        expectedModifiedDate: storedValues?.modifiedDate ?? null,
-        values: merged.values,
-        extra: {},
-      };
+      const row = nextVersion(entityId, scope, stored, storedValues, merged.values, {});
       const change = { entityType: 'LEAD_SOURCE' as const, originProviderId: principal.providerId };
       const written = stored
         ? await this.store.update('lead_source', LEAD_SOURCE_SCHEMA, row, change)

@@ -1,6 +1,6 @@
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { checkProviderInfo, type ProviderInfo } from '../domain/fields.ts';
-import { validateFields, type FieldChange, type RecordSchema } from '../domain/record-schema.ts';
+import { isStale, validateFields, type FieldChange, type FieldValues, type RecordSchema } from '../domain/record-schema.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
 import type { LinkKey } from '../store/links.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
@@ -72,4 +72,33 @@ export async function saveWithRetries<T>(round: () => Promise<T | undefined>, ro
     if (outcome !== undefined) return outcome;
   }
   throw new HubError('UNAVAILABLE', 'This record is being changed by many saves at once; retry shortly', { retryAfter: 1, detail: `no save round won in ${rounds} tries` });
+}
+
+/** Seed rule: a save older than the stored record is refused (409), naming both dates. */
+export function refuseIfStale(storedValues: FieldValues | null, fields: FieldChange, noun: string): void {
+  if (!isStale(storedValues, fields)) return;
+  throw new HubError(
+    'STALE_UPDATE',
+    `The stored ${noun} was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(fields.modifiedDate!).toISOString()}; the update was not applied`,
+  );
+}
+
+/** The next version of a record as the optimistic write needs it. */
+export function nextVersion(
+  entityId: string,
+  scope: { clientId: string; clubId: string },
+  stored: { version: number } | null,
+  storedValues: FieldValues | null,
+  values: FieldValues,
+  extra: Record<string, string | null>,
+) {
+  return {
+    id: entityId,
+    clientId: scope.clientId,
+    clubId: scope.clubId,
+    version: stored ? stored.version + 1 : 1,
+    expectedModifiedDate: storedValues?.modifiedDate ?? null,
+    values,
+    extra,
+  };
 }

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
-import { isStale, mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
+import { mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
 import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
 import { externalIdOf, findLinkedEntity, type LinkKey } from '../store/links.ts';
 import type { RecordStore } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
-import { rejectSave, requireProviderInfo, saveWithRetries, scopeOf, type RecordScope } from './record-scope.ts';
+import { nextVersion, refuseIfStale, rejectSave, requireProviderInfo, saveWithRetries, scopeOf, type RecordScope } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
 
 export interface SaveOutcome {
@@ -92,12 +92,7 @@ export class UserService {
       const missing = validateFields(USER_SCHEMA, save.fields, true);
       if (missing.length) throw new ValidationError(missing);
     }
-    if (isStale(storedValues, save.fields)) {
-      throw new HubError(
-        'STALE_UPDATE',
-        `The stored record was modified at ${storedValues?.modifiedDate}, after this update's modifiedDate ${new Date(save.fields.modifiedDate!).toISOString()}; the update was not applied`,
-      );
-    }
+    refuseIfStale(storedValues, save.fields, 'record');
     const before = stored ? referencesOf(stored) : emptyReferences();
     const after = applyReferences(before, references, principal.providerId);
     const referencesChanged = !sameReferences(before, after);
@@ -112,15 +107,7 @@ export class UserService {
       const still = await this.store.confirmUnchanged('user_record', entityId, { version: stored.version, modifiedDate: storedValues!.modifiedDate }, newer);
       return still ? { uuid: entityId, created: false, changed: false } : undefined;
     }
-    const row = {
-      id: entityId,
-      clientId: scope.clientId,
-      clubId: scope.clubId,
-      version: stored ? stored.version + 1 : 1,
-      expectedModifiedDate: storedValues?.modifiedDate ?? null,
-      values: merged.values,
-      extra: { ...after },
-    };
+    const row = nextVersion(entityId, scope, stored, storedValues, merged.values, { ...after });
     const change = { entityType: entityTypeOf(kind), originProviderId: principal.providerId };
     let written: boolean;
     if (stored) written = await this.store.update('user_record', USER_SCHEMA, row, change);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { EntityType, Prisma } from './generated/client.ts';
 
 type Tx = Prisma.TransactionClient;
@@ -8,24 +7,6 @@ export interface LinkKey {
   entityType: EntityType;
   clubId: string;
   externalId: string;
-}
-
-/**
- * The identity of an inbound record: (provider, club, type, recordID) ->
- * hub UUID. Returns the linked UUID, creating the link with a new UUID when
- * there is none. The no-op DO UPDATE takes a row lock, so two concurrent
- * saves of the same record run one after the other instead of both
- * inserting. One round trip either way.
- */
-export async function claimLink(tx: Tx, key: LinkKey): Promise<{ entityId: string; created: boolean }> {
-  const rows = await tx.$queryRaw<{ entityId: string; created: boolean }[]>`
-    INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
-    VALUES (${randomUUID()}::uuid, ${key.entityType}::"EntityType", ${randomUUID()}::uuid,
-            ${key.providerId}::uuid, ${key.clubId}::uuid, ${key.externalId})
-    ON CONFLICT ("providerId", "entityType", "clubId", "externalId")
-      DO UPDATE SET "createdAt" = link."createdAt"
-    RETURNING "entityId"::text AS "entityId", (xmax = 0) AS created`;
-  return rows[0];
 }
 
 /**

@@ -1,5 +1,5 @@
 import { v5 as uuidv5 } from 'uuid';
-import type { EntityType, Prisma } from './generated/client.ts';
+import type { EntityType } from './generated/client.ts';
 
 export interface RecordChange {
   entityType: EntityType;
@@ -7,16 +7,6 @@ export interface RecordChange {
   clientId: string;
   version: number;
   originProviderId: string | null;
-}
-
-/**
- * Writes the change events of a transaction's record writes. Called inside
- * that same transaction, so a committed change always has its event and a
- * rolled-back one never does (the transactional outbox).
- */
-export async function recordChanges(tx: Prisma.TransactionClient, changes: RecordChange[]): Promise<void> {
-  if (changes.length === 0) return;
-  await tx.outboxEvent.createMany({ data: changes.map((c) => ({ id: eventIdOf(c.entityId, c.version), ...c })) });
 }
 
 const EVENT_NAMESPACE = '3f1c7a52-6d1e-4f43-9a55-0c2b7f3e8d10';
