@@ -118,6 +118,13 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
   const server = http.createServer(app);
   // Partners keep connections alive; the keep-alive timeout must outlast typical load balancers.
   server.keepAliveTimeout = 65_000;
+  // Requests still being answered: shutdown waits for them before it closes the database.
+  let inFlight = 0;
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    inFlight += 1;
+    if (draining) res.setHeader('Connection', 'close');
+    res.once('close', () => (inFlight -= 1));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -133,10 +140,17 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
     engine,
     async close() {
       draining = true;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Keep-alive clients may still be sending: answer what is in flight (new requests get
+      // UNAVAILABLE and Connection: close), then stop, at most 30 s after the signal.
+      const deadline = Date.now() + 30_000;
+      while (inFlight > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
         server.closeIdleConnections();
-      });
+      }
+      server.closeAllConnections();
+      await closed;
       await engine?.stop();
       await requeuer?.close();
       await database.close();

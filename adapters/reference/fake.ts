@@ -73,6 +73,8 @@ export class FakeReferencePartner {
 
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Like a partner behind a load balancer: idle keep-alive connections live a minute.
+    this.server.keepAliveTimeout = 60_000;
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));

@@ -93,7 +93,29 @@ export function partnerAgent(conn: { settings: { concurrency: number } }): Partn
 
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
-function exchange(
+/**
+ * A kept-alive socket the partner closed while idle fails on reuse with
+ * ECONNRESET before the request reached it: that one is sent again at once
+ * on a new socket, instead of costing an attempt (and tripping the breaker).
+ */
+async function exchange(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  timeoutMs: number,
+  agent: PartnerAgent | undefined,
+): Promise<{ status: number; headers: Record<string, string>; text: string }> {
+  try {
+    return await exchangeOnce(url, method, headers, body, timeoutMs, agent);
+  } catch (error) {
+    const stale = (error as { reusedSocket?: boolean; code?: string }).reusedSocket && ['ECONNRESET', 'EPIPE'].includes((error as { code?: string }).code ?? '');
+    if (!stale) throw error;
+    return exchangeOnce(url, method, headers, body, timeoutMs, agent);
+  }
+}
+
+function exchangeOnce(
   url: URL,
   method: string,
   headers: Record<string, string>,
@@ -111,7 +133,7 @@ function exchange(
     }, timeoutMs);
     req.on('error', (error) => {
       clearTimeout(timer);
-      reject(error);
+      reject(Object.assign(error, { reusedSocket: req.reusedSocket }));
     });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];

@@ -103,6 +103,44 @@ describe('the hub as a process', () => {
     expect(wrongKey.stderr).toContain('CONNECTOR_ENCRYPTION_KEY cannot decrypt the credentials stored in this database');
   }, 120_000);
 
+  it('on SIGTERM answers every request in flight (saved, or 503 to retry), never a 500, and exits 0', async () => {
+    const dataDir = tempDir();
+    const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
+    const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: token, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
+    expect((await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env)).code).toBe(0);
+    const hub = await startHubProcess(env, 'api');
+    const body = (i: number) => userBody(provider).replace('<recordID>r1</recordID>', `<recordID>drain-${i}</recordID>`);
+    // 20 clients posting one record after another; SIGTERM lands while they are mid-request.
+    const statuses: (number | 'not accepted')[] = [];
+    let next = 0;
+    const client = async () => {
+      for (;;) {
+        const i = next++;
+        try {
+          const res = await fetch(`${hub.url}/connector/api/2011-11/user`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/xml' },
+            body: body(i),
+            signal: AbortSignal.timeout(10_000),
+          });
+          statuses.push(res.status);
+          if (res.status === 503) return;
+        } catch {
+          // The listener is gone: the request was never taken (a client retries it elsewhere).
+          statuses.push('not accepted');
+          return;
+        }
+      }
+    };
+    const clients = Array.from({ length: 20 }, client);
+    await new Promise((r) => setTimeout(r, 400));
+    hub.child.kill('SIGTERM');
+    await Promise.all(clients);
+    expect(statuses.filter((s) => s !== 200 && s !== 503 && s !== 'not accepted')).toEqual([]);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    expect(await hub.exited).toBe(0);
+  }, 120_000);
+
   it('refuses to start on invalid configuration, naming each bad variable', async () => {
     const res = await runCli(['start'], { PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
     expect(res.code).toBe(2);
