@@ -155,11 +155,23 @@ export class OutboxRelay {
    * Job IDs make this safe to run at any time.
    */
   async reconcile(olderThanMs: number): Promise<number> {
-    const pending = await this.prisma.$queryRaw<PendingRow[]>`
-      SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
-      FROM delivery WHERE status = 'PENDING' AND "updatedAt" < now() - make_interval(secs => ${olderThanMs / 1000}) ${this.clientFilter('"clientId"')}`;
-    if (pending.length) await this.enqueue(pending);
-    return pending.length;
+    // Only connections whose queue holds fewer jobs than they have pending deliveries lost
+    // something; a long but intact backlog is left alone instead of being re-added every time.
+    const counts = await this.prisma.$queryRaw<{ providerClientId: string; pending: number }[]>`
+      SELECT "providerClientId"::text AS "providerClientId", count(*)::int AS pending
+      FROM delivery WHERE status = 'PENDING' ${this.clientFilter('"clientId"')} GROUP BY "providerClientId"`;
+    let total = 0;
+    for (const { providerClientId, pending: count } of counts) {
+      const jobs = await this.queues.queue(providerClientId).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      if (Object.values(jobs).reduce((a, b) => a + b, 0) >= count) continue;
+      const pending = await this.prisma.$queryRaw<PendingRow[]>`
+        SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
+        FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid
+          AND "updatedAt" < now() - make_interval(secs => ${olderThanMs / 1000})`;
+      if (pending.length) await this.enqueue(pending);
+      total += pending.length;
+    }
+    return total;
   }
 
   /** Puts these deliveries (if pending) back on their queues now: an operator's replay. */

@@ -3,33 +3,16 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SIGNATURE_HEADER } from '../../adapters/signature.ts';
 import { eventIdOf } from '../../src/store/outbox.ts';
-import { API, userXml } from '../support/test-hub.ts';
-import { REDIS_TEST_URL, eventually, queueBackendUnderTest, settled, startRig, type PartnerSetup, type Rig } from '../support/delivery-rig.ts';
+import { API } from '../support/test-hub.ts';
+import { REDIS_TEST_URL, eventually, queueBackendUnderTest, settled, startRig, type PartnerSetup, type Rig, deliveryOf, postAs } from '../support/delivery-rig.ts';
 import { runCli } from '../support/hub-process.ts';
-import { xml } from '../support/xml.ts';
 
 const prospect = { firstname: 'Dana', lastname: 'Dead', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'dana@example.com' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A saves a prospect; resolves with the hub UUID. */
-async function post(rig: Rig, recordID: string, fields: Record<string, string> = {}): Promise<string> {
-  const t = rig.partners.A.tenant;
-  const res = await request(rig.hub.app)
-    .post(`${API}/user`)
-    .set('Authorization', t.auth)
-    .type('application/xml')
-    .send(userXml(t, recordID, { ...prospect, ...fields }));
-  expect(res.status).toBe(200);
-  return xml(res.text).response.uuid as string;
-}
+const post = (rig: Rig, recordID: string, fields: Record<string, string> = {}) => postAs(rig, 'A', recordID, { ...prospect, ...fields });
 
-async function deliveryOf(rig: Rig, uuid: string, partner: string) {
-  const provider = await rig.hub.prisma.provider.findUniqueOrThrow({ where: { code: rig.partners[partner].tenant.provider } });
-  return rig.hub.prisma.delivery.findFirst({
-    where: { entityId: uuid, targetProviderId: provider.id },
-    include: { attemptsLog: { orderBy: { startedAt: 'asc' } } },
-  });
-}
 
 /** Waits for the delivery to reach `status`. */
 function deliveryIn(rig: Rig, uuid: string, partner: string, status: string, timeoutMs = 10_000) {

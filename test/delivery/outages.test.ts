@@ -1,32 +1,12 @@
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { API, userXml } from '../support/test-hub.ts';
-import { eventually, settled, startRig, type PartnerSetup, type Rig } from '../support/delivery-rig.ts';
-import { xml } from '../support/xml.ts';
+import { eventually, settled, startRig, type PartnerSetup, type Rig, deliveryOf, postAs } from '../support/delivery-rig.ts';
 
 const prospect = { firstname: 'Pete', lastname: 'Prospect', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'pete@example.com' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A saves a prospect; resolves with the hub UUID. */
-async function post(rig: Rig, recordID: string, fields: Record<string, string> = {}): Promise<string> {
-  const t = rig.partners.A.tenant;
-  const res = await request(rig.hub.app)
-    .post(`${API}/user`)
-    .set('Authorization', t.auth)
-    .type('application/xml')
-    .send(userXml(t, recordID, { ...prospect, ...fields }));
-  expect(res.status).toBe(200);
-  return xml(res.text).response.uuid as string;
-}
+const post = (rig: Rig, recordID: string, fields: Record<string, string> = {}) => postAs(rig, 'A', recordID, { ...prospect, ...fields });
 
-/** The delivery of a record to one partner of the rig, with its attempts oldest first. */
-async function deliveryOf(rig: Rig, uuid: string, partner: string) {
-  const provider = await rig.hub.prisma.provider.findUniqueOrThrow({ where: { code: rig.partners[partner].tenant.provider } });
-  return rig.hub.prisma.delivery.findFirst({
-    where: { entityId: uuid, targetProviderId: provider.id },
-    include: { attemptsLog: { orderBy: { startedAt: 'asc' } } },
-  });
-}
 
 const createsOf = (rig: Rig, partner: string, uuid: string) =>
   rig.partners[partner].fake!.applied.filter((a) => a.op === 'createUser' && a.body.externalRef === uuid).length;

@@ -9,7 +9,8 @@ import { createLogger } from '../../src/log.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
 import type { Agreement, Connection, TurnupFile } from '../../src/turnup/turnup-schema.ts';
-import { createTestHub, type Tenant, type TestHub } from './test-hub.ts';
+import request from 'supertest';
+import { API, createTestHub, userXml, type Tenant, type TestHub } from './test-hub.ts';
 
 export const REDIS_TEST_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379';
 
@@ -164,4 +165,21 @@ export async function settled(rig: Rig, timeoutMs = 20_000): Promise<void> {
     const pending = await rig.hub.prisma.delivery.count({ where: { clientId: rig.clientId, status: 'PENDING' } });
     return unrelayed === 0 && pending === 0;
   }, timeoutMs);
+}
+
+/** A provider of the rig saves a user; resolves with the hub UUID. */
+export async function postAs(rig: Rig, who: string, recordID: string, fields: Record<string, string>): Promise<string> {
+  const t = rig.partners[who].tenant;
+  const res = await request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
+  if (res.status !== 200) throw new Error(`save answered ${res.status}: ${res.text}`);
+  return /<uuid>([^<]+)<\/uuid>/.exec(res.text)![1];
+}
+
+/** The delivery of a record to one partner of the rig, with its attempts oldest first. */
+export async function deliveryOf(rig: Rig, uuid: string, partner: string) {
+  const provider = await rig.hub.prisma.provider.findUniqueOrThrow({ where: { code: rig.partners[partner].tenant.provider } });
+  return rig.hub.prisma.delivery.findFirst({
+    where: { entityId: uuid, targetProviderId: provider.id },
+    include: { attemptsLog: { orderBy: { startedAt: 'asc' } } },
+  });
 }
