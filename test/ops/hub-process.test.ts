@@ -106,7 +106,9 @@ describe('the hub as a process', () => {
   it('on SIGTERM answers every request in flight (saved, or 503 to retry), never a 500, and exits 0', async () => {
     const dataDir = tempDir();
     const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
-    const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: token, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
+    // A token of its own: a token belongs to one provider, and the other tests' provider holds `token`.
+    const drainToken = randomBytes(24).toString('hex');
+    const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: drainToken, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
     expect((await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env)).code).toBe(0);
     const hub = await startHubProcess(env, 'api');
     const body = (i: number) => userBody(provider).replace('<recordID>r1</recordID>', `<recordID>drain-${i}</recordID>`);
@@ -119,7 +121,7 @@ describe('the hub as a process', () => {
         try {
           const res = await fetch(`${hub.url}/connector/api/2011-11/user`, {
             method: 'POST',
-            headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/xml' },
+            headers: { Authorization: `Bearer ${drainToken}`, 'Content-Type': 'application/xml' },
             body: body(i),
             signal: AbortSignal.timeout(10_000),
           });
