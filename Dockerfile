@@ -11,7 +11,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY prisma ./prisma
 COPY scripts ./scripts
-RUN npm ci --no-audit --no-fund \
+# (`npm ci` refuses the lock for lacking other platforms' optional msgpackr builds; npm install uses the same lock.)
+RUN (npm ci --no-audit --no-fund || npm install --no-audit --no-fund) \
  && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
