@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SIGNATURE_HEADER } from '../../adapters/signature.ts';
 import { eventIdOf } from '../../src/store/outbox.ts';
 import { API } from '../support/test-hub.ts';
-import { REDIS_TEST_URL, eventually, queueBackendUnderTest, settled, startRig, type PartnerSetup, type Rig, deliveryOf, postAs } from '../support/delivery-rig.ts';
+import { REDIS_TEST_URL, eventually, queueBackendUnderTest, settled, startRig, type PartnerSetup, type Rig, deliveryOf, postAs, withRig } from '../support/delivery-rig.ts';
 import { runCli } from '../support/hub-process.ts';
 
 const prospect = { firstname: 'Dana', lastname: 'Dead', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'dana@example.com' };
@@ -37,15 +37,6 @@ const cli = (rig: Rig, args: string[]) =>
     REDIS_URL: queueBackendUnderTest() === 'redis' ? REDIS_TEST_URL : '',
     CONNECTOR_ENCRYPTION_KEY: rig.encryptionKey,
   });
-
-function withRig(setups: PartnerSetup[]): () => Rig {
-  let rig: Rig;
-  beforeAll(async () => {
-    rig = await startRig([{ code: 'A' }, ...setups]);
-  });
-  afterAll(() => rig?.stop());
-  return () => rig;
-}
 
 describe('a partner answer that retrying cannot fix', () => {
   const rig = withRig([{ code: 'B', receives: { delivery: { attempts: 5, backoffMs: 100 } } }]);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { eventually, settled, startRig, type PartnerSetup, type Rig, deliveryOf, postAs } from '../support/delivery-rig.ts';
+import { eventually, settled, startRig, type PartnerSetup, type Rig, deliveryOf, postAs, withRig } from '../support/delivery-rig.ts';
 
 const prospect = { firstname: 'Pete', lastname: 'Prospect', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'pete@example.com' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -10,16 +10,6 @@ const post = (rig: Rig, recordID: string, fields: Record<string, string> = {}) =
 
 const createsOf = (rig: Rig, partner: string, uuid: string) =>
   rig.partners[partner].fake!.applied.filter((a) => a.op === 'createUser' && a.body.externalRef === uuid).length;
-
-/** One rig per case, so a failing partner's circuit breaker or queue never touches another case. */
-function withRig(setups: PartnerSetup[]): () => Rig {
-  let rig: Rig;
-  beforeAll(async () => {
-    rig = await startRig([{ code: 'A' }, ...setups]);
-  });
-  afterAll(() => rig?.stop());
-  return () => rig;
-}
 
 describe('a partner that goes away and comes back', () => {
   const rig = withRig([

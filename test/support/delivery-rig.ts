@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { Capability } from '../../adapters/contract.ts';
 import { FakeReferencePartner, type FakeOptions } from '../../adapters/reference/fake.ts';
 import { createApp } from '../../src/api/app.ts';
@@ -182,4 +182,14 @@ export async function deliveryOf(rig: Rig, uuid: string, partner: string) {
     where: { entityId: uuid, targetProviderId: provider.id },
     include: { attemptsLog: { orderBy: { startedAt: 'asc' } } },
   });
+}
+
+/** One rig per describe block (A sending, plus `setups`), so a failing partner's breaker or queue never touches another case. */
+export function withRig(setups: PartnerSetup[]): () => Rig {
+  let rig: Rig;
+  beforeAll(async () => {
+    rig = await startRig([{ code: 'A' }, ...setups]);
+  });
+  afterAll(() => rig?.stop());
+  return () => rig;
 }
