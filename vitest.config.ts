@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // The whole suite runs twice: on the embedded PGlite and on the real
 // PostgreSQL (DATABASE_TEST_URL, default 127.0.0.1:5432). Pure domain and
 // wire tests run once, in `unit`.
-const pure = ['test/domain/**/*.test.ts', 'test/wire/**/*.test.ts'];
+const pure = ['test/domain/**/*.test.ts', 'test/wire/**/*.test.ts', 'test/**/*.unit.test.ts'];
 
 export default defineConfig({
   test: {

@@ -26,14 +26,17 @@ export interface GrantedClient {
 }
 
 interface Cached<T> {
-  value: T;
+  /** In flight or settled: concurrent misses share one query. */
+  value: Promise<T>;
   expires: number;
 }
 
 /**
  * Authentication and grants, cached for `ttlMs` so the ingest path does not
- * pay a query (or an scrypt) per request. A revoked credential or grant
- * stops working within ttlMs; `invalidate()` makes it immediate in-process.
+ * pay a query (or an scrypt) per request; the requests that miss together
+ * (a cold start, an expiry under load) wait for one query. A revoked
+ * credential or grant stops working within ttlMs; `invalidate()` makes it
+ * immediate in-process.
  */
 export class TenancyService {
   private readonly principals = new Map<string, Cached<Principal | null>>();
@@ -73,31 +76,42 @@ export class TenancyService {
     });
   }
 
-  async grantsOf(providerId: string): Promise<Grants> {
-    const hit = this.grants.get(providerId);
-    if (hit && hit.expires > Date.now()) return hit.value;
-    const rows = await this.prisma.providerClient.findMany({ where: { providerId }, include: { clubs: true } });
-    const grants: Grants = { clients: new Map(), clubsById: new Map() };
-    for (const row of rows) {
-      const client: GrantedClient = { clientId: row.clientId, externalId: row.externalId, clubs: new Map() };
-      for (const club of row.clubs) {
-        client.clubs.set(club.externalId, club.clubId);
-        grants.clubsById.set(club.clubId, { clientId: row.clientId, clientExternalId: row.externalId, clubExternalId: club.externalId });
+  grantsOf(providerId: string): Promise<Grants> {
+    return cached(this.grants, providerId, this.ttlMs, async () => {
+      const rows = await this.prisma.providerClient.findMany({ where: { providerId }, include: { clubs: true } });
+      const grants: Grants = { clients: new Map(), clubsById: new Map() };
+      for (const row of rows) {
+        const client: GrantedClient = { clientId: row.clientId, externalId: row.externalId, clubs: new Map() };
+        for (const club of row.clubs) {
+          client.clubs.set(club.externalId, club.clubId);
+          grants.clubsById.set(club.clubId, { clientId: row.clientId, clientExternalId: row.externalId, clubExternalId: club.externalId });
+        }
+        grants.clients.set(row.externalId, client);
       }
-      grants.clients.set(row.externalId, client);
-    }
-    this.grants.set(providerId, { value: grants, expires: Date.now() + this.ttlMs });
-    return grants;
+      return grants;
+    });
   }
 
-  private async cached(key: string, load: () => Promise<Principal | null>): Promise<Principal | null> {
-    const hit = this.principals.get(key);
-    if (hit && hit.expires > Date.now()) return hit.value;
-    const value = await load();
-    // Failures are not cached: a credential added by turn-up works at once.
-    if (value) this.principals.set(key, { value, expires: Date.now() + this.ttlMs });
-    return value;
+  private cached(key: string, load: () => Promise<Principal | null>): Promise<Principal | null> {
+    return cached(this.principals, key, this.ttlMs, load);
   }
+}
+
+/**
+ * The entry under `key`, loaded once while it is fresh. A failed load and
+ * a refused credential are not kept: a credential added by turn-up works at
+ * once, and a database hiccup is retried by the next request.
+ */
+export function cached<T>(entries: Map<string, Cached<T>>, key: string, ttlMs: number, load: () => Promise<T>): Promise<T> {
+  const hit = entries.get(key);
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const entry: Cached<T> = { value: load(), expires: Date.now() + ttlMs };
+  entries.set(key, entry);
+  const forget = () => {
+    if (entries.get(key) === entry) entries.delete(key);
+  };
+  entry.value.then((value) => value ?? forget(), forget);
+  return entry.value;
 }
 
 function toPrincipal(provider: { id: string; code: string; unknownReferencePolicy: 'REJECT' | 'DEFER'; rateLimitPerSecond: number | null }): Principal {

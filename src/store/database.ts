@@ -37,7 +37,7 @@ export async function openDatabase(
     if (options.migrate !== false) await applyMigrations(url);
     const prisma = createPrisma(url, config.databasePoolSize);
     await prisma.$connect();
-    const store = RecordStore.open(url, config.databasePoolSize);
+    const store = RecordStore.open(url, config.databasePoolSize, { named: !embedded });
     return {
       prisma,
       store,

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
+import { Batcher, type BatcherOptions } from './batcher.ts';
 import type { LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 
@@ -8,11 +10,20 @@ import { eventIdOf, type RecordChange } from './outbox.ts';
  * read the record by the provider's IDs, then write it together with its
  * change event, the write conditional on the version read (optimistic
  * concurrency: a save that lost a race reads again and merges again). No
- * transaction stays open across the round trip.
+ * transaction stays open across the round trip. Concurrent saves share
+ * their statements (group commit, see batcher.ts): the reads of one turn
+ * of the event loop are one SELECT, their creates one INSERT, their
+ * updates one UPDATE, each with its change events.
  */
 export type RecordTable = 'user_record' | 'lead_source';
 
 type Queryable = Pick<pg.Pool, 'query'>;
+
+/** Where a batch statement runs, and whether it may be prepared under a name. */
+interface Target {
+  db: Queryable;
+  named: boolean;
+}
 
 export interface RecordWrite {
   id: string;
@@ -30,27 +41,49 @@ export interface RecordWrite {
   extra: Record<string, string | null>;
 }
 
-export class RecordStore {
-  constructor(readonly pool: pg.Pool) {}
+export interface LinkedRow {
+  entityId: string;
+  row: Record<string, unknown> | null;
+}
 
-  static open(databaseUrl: string, poolSize: number): RecordStore {
+interface KeyedWrite {
+  key: LinkKey;
+  row: RecordWrite;
+  change: ChangeOrigin;
+}
+
+export class RecordStore {
+  private readonly batchers = new Map<string, unknown>();
+
+  /**
+   * @param named prepare each statement shape once per connection. Off for
+   * the embedded PGlite, whose socket connections all share one session
+   * (a second connection preparing the same name would fail).
+   */
+  constructor(
+    readonly pool: pg.Pool,
+    private readonly named = true,
+  ) {}
+
+  private get target(): Target {
+    return { db: this.pool, named: this.named };
+  }
+
+  static open(databaseUrl: string, poolSize: number, options: { named?: boolean } = {}): RecordStore {
     // A pool that cannot hand out a connection within 10 s is a hub that cannot take saves: UNAVAILABLE.
     const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 10_000 });
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next save opens a new one.
     pool.on('error', () => undefined);
-    return new RecordStore(pool);
+    return new RecordStore(pool, options.named);
   }
 
   /** The record a provider's IDs point at, if any. */
-  async readByLink(table: RecordTable, key: LinkKey): Promise<{ entityId: string; row: Record<string, unknown> | null } | undefined> {
-    const { rows } = await this.pool.query(
-      `SELECT l."entityId"::text AS "entityId", to_jsonb(r) AS row
-       FROM link l LEFT JOIN ${table} r ON r.id = l."entityId"
-       WHERE l."providerId" = $1 AND l."entityType" = $2 AND l."clubId" = $3 AND l."externalId" = $4`,
-      [key.providerId, key.entityType, key.clubId, key.externalId],
-    );
-    return rows[0];
+  readByLink(table: RecordTable, key: LinkKey): Promise<LinkedRow | undefined> {
+    return this.batcher(`read:${table}`, () => ({
+      many: (keys: LinkKey[]) => readManyByLink(this.target, table, keys),
+      one: async (k: LinkKey) => (await readManyByLink(this.target, table, [k]))[0],
+    })).run(key);
   }
 
   /**
@@ -58,20 +91,28 @@ export class RecordStore {
    * False when the link appeared meanwhile (a concurrent first save): read again.
    */
   create(table: RecordTable, schema: RecordSchema, key: LinkKey, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
-    return createRecord(this.pool, table, schema, key, row, change);
+    const write = { key, row, change };
+    return this.batcher(`create:${table}:${columnsOf(schema, row).join()}`, () => ({
+      many: (writes: KeyedWrite[]) => createMany(this.target, table, schema, writes),
+      one: async (w: KeyedWrite) => (await createMany(this.target, table, schema, [w]))[0],
+      keyOf: (w: KeyedWrite) => linkKeyText(w.key),
+    })).run(write);
   }
 
   /** Writes version `row.version` if the stored one is still what was read; false when it moved on. */
-  async update(table: RecordTable, schema: RecordSchema, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
-    const { sql, params } = writeStatement(table, schema, row, 'update');
-    const n = params.length;
-    const { rows } = await this.pool.query(
-      `WITH w AS (${sql} AND "modifiedDate" IS NOT DISTINCT FROM $${n + 4}::timestamptz RETURNING id)
-       INSERT INTO outbox_event (id, "entityType", "entityId", "clientId", version, "originProviderId")
-       SELECT $${n + 1}::uuid, $${n + 2}::"EntityType", w.id, $2::uuid, $4::int, $${n + 3}::uuid FROM w RETURNING 1`,
-      [...params, eventIdOf(row.id, row.version), change.entityType, change.originProviderId, row.expectedModifiedDate ?? null],
-    );
-    return rows.length > 0;
+  update(table: RecordTable, schema: RecordSchema, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
+    return this.batcher(`update:${table}:${columnsOf(schema, row).join()}`, () => ({
+      many: (writes: Omit<KeyedWrite, 'key'>[]) => updateMany(this.target, table, schema, writes),
+      one: async (w: Omit<KeyedWrite, 'key'>) => (await updateMany(this.target, table, schema, [w]))[0],
+      keyOf: (w: Omit<KeyedWrite, 'key'>) => w.row.id,
+    })).run({ row, change });
+  }
+
+  /** One batcher per statement shape (table, operation, columns written). */
+  private batcher<I, O>(name: string, make: () => BatcherOptions<I, O>): Batcher<I, O> {
+    let batcher = this.batchers.get(name) as Batcher<I, O> | undefined;
+    if (!batcher) this.batchers.set(name, (batcher = new Batcher(make())));
+    return batcher;
   }
 
   /**
@@ -108,7 +149,7 @@ export class RecordStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const created = await createRecord(client, table, schema, key, row, change);
+      const [created] = await createMany({ db: client, named: this.named }, table, schema, [{ key, row, change }]);
       if (created) await resolvePending(client, pending.kind, row.clientId, key.providerId, pending.ref, row.id);
       await client.query('COMMIT');
       return created;
@@ -127,7 +168,7 @@ export class RecordStore {
 
 export type ChangeOrigin = Omit<RecordChange, 'entityId' | 'version' | 'clientId'>;
 
-// PostgreSQL types of the columns written (parameters of INSERT ... SELECT need explicit casts).
+// PostgreSQL types of the columns written (array parameters need explicit element types).
 const ENUM_COLUMNS: Record<string, string> = { userType: '"UserType"', userStatus: '"UserStatus"' };
 const FORMAT_TYPES: Record<string, string> = { date: 'date', timestamp: 'timestamptz', boolean: 'boolean' };
 
@@ -137,35 +178,123 @@ function columnType(schema: RecordSchema, name: string): string {
   return ENUM_COLUMNS[name] ?? FORMAT_TYPES[spec.format.kind] ?? 'text';
 }
 
-function writeStatement(table: RecordTable, schema: RecordSchema, row: RecordWrite, mode: 'insert' | 'update'): { sql: string; params: unknown[] } {
-  const columns: Record<string, unknown> = { ...row.extra };
-  for (const spec of schema.fields) columns[spec.name] = row.values[spec.name] ?? null;
-  const names = Object.keys(columns);
-  const params: unknown[] = [row.id, row.clientId, row.clubId, row.version, ...names.map((n) => columns[n])];
-  const placeholders = names.map((n, i) => `$${i + 5}::${columnType(schema, n)}`);
-  const quoted = names.map((n) => `"${n}"`);
-  const sql =
-    mode === 'insert'
-      ? `INSERT INTO ${table} (id, "clientId", "clubId", version, "updatedAt", ${quoted.join(', ')}) SELECT $1::uuid, $2::uuid, $3::uuid, $4::int, now(), ${placeholders.join(', ')} FROM l`
-      : `UPDATE ${table} SET version = $4::int, "updatedAt" = now(), ${quoted.map((q, i) => `${q} = ${placeholders[i]}`).join(', ')}
-         WHERE id = $1::uuid AND "clientId" = $2::uuid AND "clubId" = $3::uuid AND version = $4::int - 1`;
-  return { sql, params };
+/** The record columns a write sets besides id, scope and version: its extra columns, then the schema's fields. */
+function columnsOf(schema: RecordSchema, row: RecordWrite): string[] {
+  return [...new Set([...Object.keys(row.extra), ...schema.fields.map((f) => f.name)])];
 }
 
-async function createRecord(db: Queryable, table: RecordTable, schema: RecordSchema, key: LinkKey, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
-  const { sql, params } = writeStatement(table, schema, row, 'insert');
-  const n = params.length;
-  const { rows } = await db.query(
-    `WITH l AS (
-       INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
-       VALUES (gen_random_uuid(), $${n + 2}::"EntityType", $1::uuid, $${n + 4}::uuid, $3::uuid, $${n + 5}::text)
-       ON CONFLICT ("providerId", "entityType", "clubId", "externalId") DO NOTHING RETURNING 1),
-     w AS (${sql} RETURNING id)
-     INSERT INTO outbox_event (id, "entityType", "entityId", "clientId", version, "originProviderId")
-     SELECT $${n + 1}::uuid, $${n + 3}::"EntityType", w.id, $2::uuid, $4::int, $${n + 6}::uuid FROM w RETURNING 1`,
-    [...params, eventIdOf(row.id, row.version), key.entityType, change.entityType, key.providerId, key.externalId, change.originProviderId],
+function valueOf(schema: RecordSchema, row: RecordWrite, name: string): unknown {
+  return schema.fields.some((f) => f.name === name) ? (row.values[name] ?? null) : row.extra[name];
+}
+
+const linkKeyText = (k: LinkKey) => `${k.providerId}/${k.entityType}/${k.clubId}/${k.externalId}`;
+
+/**
+ * A statement over a batch: one array parameter per column, unnested into
+ * the rows `t`. Its text depends only on the columns, not on the batch size,
+ * so it is prepared once per connection (named) and reused.
+ */
+function unnestStatement(named: boolean, name: string, columns: { as: string; type: string }[], body: string): pg.QueryConfig {
+  const text = `WITH t AS (SELECT * FROM unnest(${columns.map((c, i) => `$${i + 1}::${c.type}[]`).join(', ')}) WITH ORDINALITY AS t(${columns.map((c) => c.as).join(', ')}, i))\n${body}`;
+  return named ? { name: `${name}-${createHash('sha1').update(text).digest('hex').slice(0, 12)}`, text } : { text };
+}
+
+async function readManyByLink({ db, named }: Target, table: RecordTable, keys: LinkKey[]): Promise<(LinkedRow | undefined)[]> {
+  const statement = unnestStatement(
+    named,
+    `read-${table}`,
+    [{ as: 'provider', type: 'uuid' }, { as: 'type', type: '"EntityType"' }, { as: 'club', type: 'uuid' }, { as: 'external', type: 'text' }],
+    `SELECT t.i::int AS i, l."entityId"::text AS "entityId", to_jsonb(r) AS row
+     FROM t JOIN link l ON l."providerId" = t.provider AND l."entityType" = t.type AND l."clubId" = t.club AND l."externalId" = t.external
+     LEFT JOIN ${table} r ON r.id = l."entityId"`,
   );
-  return rows.length > 0;
+  const { rows } = await db.query<LinkedRow & { i: number }>({
+    ...statement,
+    values: [keys.map((k) => k.providerId), keys.map((k) => k.entityType), keys.map((k) => k.clubId), keys.map((k) => k.externalId)],
+  });
+  const found: (LinkedRow | undefined)[] = keys.map(() => undefined);
+  for (const { i, entityId, row } of rows) found[i - 1] = { entityId, row };
+  return found;
+}
+
+/** Columns every write carries, then the record's own columns as c0, c1, …. */
+function writeColumns(schema: RecordSchema, writes: Omit<KeyedWrite, 'key'>[], head: { as: string; type: string; of(w: KeyedWrite): unknown }[]) {
+  const names = columnsOf(schema, writes[0].row);
+  const columns = [
+    ...head,
+    ...names.map((n, j) => ({ as: `c${j}`, type: columnType(schema, n), of: (w: KeyedWrite) => valueOf(schema, w.row, n) })),
+  ];
+  return { names: names.map((n) => `"${n}"`), columns, values: columns.map((c) => writes.map((w) => c.of(w as KeyedWrite))) };
+}
+
+const WRITE_HEAD = [
+  { as: 'id', type: 'uuid', of: (w: KeyedWrite) => w.row.id },
+  { as: 'client', type: 'uuid', of: (w: KeyedWrite) => w.row.clientId },
+  { as: 'club', type: 'uuid', of: (w: KeyedWrite) => w.row.clubId },
+  { as: 'version', type: 'int', of: (w: KeyedWrite) => w.row.version },
+  { as: 'event', type: 'uuid', of: (w: KeyedWrite) => eventIdOf(w.row.id, w.row.version) },
+  { as: 'change_type', type: '"EntityType"', of: (w: KeyedWrite) => w.change.entityType },
+  { as: 'origin', type: 'uuid', of: (w: KeyedWrite) => w.change.originProviderId },
+];
+
+const INSERT_EVENTS = `INSERT INTO outbox_event (id, "entityType", "entityId", "clientId", version, "originProviderId")
+  SELECT t.event, t.change_type, t.id, t.client, t.version, t.origin FROM t JOIN w ON w.id = t.id`;
+
+/**
+ * New records with their links and change events, in one statement. A
+ * record whose link already exists (a concurrent first save) is not
+ * written: false, read again.
+ */
+async function createMany({ db, named }: Target, table: RecordTable, schema: RecordSchema, writes: KeyedWrite[]): Promise<boolean[]> {
+  const { names, columns, values } = writeColumns(schema, writes, [
+    ...WRITE_HEAD,
+    { as: 'link_type', type: '"EntityType"', of: (w) => w.key.entityType },
+    { as: 'provider', type: 'uuid', of: (w) => w.key.providerId },
+    { as: 'external', type: 'text', of: (w) => w.key.externalId },
+  ]);
+  const own = names.map((_, j) => `t.c${j}`);
+  const statement = unnestStatement(
+    named,
+    `create-${table}`,
+    columns,
+    // Links in a stable order, so two batches claiming the same key wait for each other instead of deadlocking.
+    `, l AS (INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
+        SELECT gen_random_uuid(), t.link_type, t.id, t.provider, t.club, t.external FROM t ORDER BY t.provider, t.club, t.external
+        ON CONFLICT ("providerId", "entityType", "clubId", "externalId") DO NOTHING RETURNING "entityId"),
+     w AS (INSERT INTO ${table} (id, "clientId", "clubId", version, "updatedAt", ${names.join(', ')})
+        SELECT t.id, t.client, t.club, t.version, now(), ${own.join(', ')} FROM t JOIN l ON l."entityId" = t.id RETURNING id),
+     o AS (${INSERT_EVENTS})
+     SELECT id::text AS id FROM w`,
+  );
+  const { rows } = await db.query<{ id: string }>({ ...statement, values });
+  const created = new Set(rows.map((r) => r.id));
+  return writes.map((w) => created.has(w.row.id));
+}
+
+/**
+ * New versions of records with their change events, in one statement; each
+ * written only if its record is still the version (and modifiedDate) it was
+ * read at, else false: read again.
+ */
+async function updateMany({ db, named }: Target, table: RecordTable, schema: RecordSchema, writes: Omit<KeyedWrite, 'key'>[]): Promise<boolean[]> {
+  const { names, columns, values } = writeColumns(schema, writes, [
+    ...WRITE_HEAD,
+    { as: 'expected', type: 'timestamptz', of: (w) => w.row.expectedModifiedDate ?? null },
+  ]);
+  const statement = unnestStatement(
+    named,
+    `update-${table}`,
+    columns,
+    `, w AS (UPDATE ${table} r SET version = t.version, "updatedAt" = now(), ${names.map((n, j) => `${n} = t.c${j}`).join(', ')}
+        FROM t WHERE r.id = t.id AND r."clientId" = t.client AND r."clubId" = t.club AND r.version = t.version - 1
+          AND r."modifiedDate" IS NOT DISTINCT FROM t.expected
+        RETURNING r.id),
+     o AS (${INSERT_EVENTS})
+     SELECT id::text AS id FROM w`,
+  );
+  const { rows } = await db.query<{ id: string }>({ ...statement, values });
+  const written = new Set(rows.map((r) => r.id));
+  return writes.map((w) => written.has(w.row.id));
 }
 
 async function resolvePending(db: Queryable, kind: 'owner' | 'leadSource', clientId: string, providerId: string, ref: string, targetId: string): Promise<void> {

@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { Batcher } from '../../src/store/batcher.ts';
+import { cached } from '../../src/services/tenancy.ts';
+
+/** A batcher over a fake statement that records what each round trip carried. */
+function recording(options: { failBatchesWith?: (items: string[]) => boolean; failOne?: (item: string) => boolean; keyOf?: (item: string) => string; maxInFlight?: number; maxBatch?: number } = {}) {
+  const batches: string[][] = [];
+  const singles: string[] = [];
+  let release: (() => void) | undefined;
+  const gate = { hold: false };
+  const batcher = new Batcher<string, string>({
+    async many(items) {
+      batches.push(items);
+      if (gate.hold) await new Promise<void>((r) => (release = r));
+      if (options.failBatchesWith?.(items)) throw new Error('batch refused');
+      return items.map((i) => i.toUpperCase());
+    },
+    async one(item) {
+      singles.push(item);
+      if (options.failOne?.(item)) throw new Error(`refused ${item}`);
+      return item.toUpperCase();
+    },
+    keyOf: options.keyOf,
+    maxInFlight: options.maxInFlight,
+    maxBatch: options.maxBatch,
+  });
+  return { batcher, batches, singles, gate, release: () => release?.() };
+}
+
+describe('Batcher (group commit)', () => {
+  it('runs the calls of one event-loop turn as one batch and answers each in order', async () => {
+    const { batcher, batches } = recording();
+    const answers = await Promise.all(['a', 'b', 'c'].map((x) => batcher.run(x)));
+    expect(answers).toEqual(['A', 'B', 'C']);
+    expect(batches).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('runs a lone call on its own, without a batch', async () => {
+    const { batcher, batches, singles } = recording();
+    expect(await batcher.run('x')).toBe('X');
+    expect(batches).toEqual([]);
+    expect(singles).toEqual(['x']);
+  });
+
+  it('never puts two calls with the same key in one batch', async () => {
+    const { batcher, batches, singles } = recording({ keyOf: (x) => x[0] });
+    const answers = await Promise.all(['a1', 'b1', 'a2', 'c1', 'a3'].map((x) => batcher.run(x)));
+    expect(answers).toEqual(['A1', 'B1', 'A2', 'C1', 'A3']);
+    // a1, a2 and a3 go out one after another, in arrival order.
+    const rounds = [...batches, ...singles.map((s) => [s])];
+    expect(rounds.map((r) => r.filter((x) => x.startsWith('a')))).toEqual([['a1'], ['a2'], ['a3']]);
+    for (const round of rounds) expect(new Set(round.map((x) => x[0])).size).toBe(round.length);
+  });
+
+  it('runs the calls of a failed batch one by one, so only the bad one fails', async () => {
+    const { batcher, singles } = recording({ failBatchesWith: (items) => items.includes('bad'), failOne: (x) => x === 'bad' });
+    const results = await Promise.allSettled(['a', 'bad', 'c'].map((x) => batcher.run(x)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('refused bad');
+    expect(results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<string>).value)).toEqual(['A', 'C']);
+    expect(singles.sort()).toEqual(['a', 'bad', 'c']);
+  });
+
+  it('gathers calls for the next batch while the limit of batches is out', async () => {
+    const { batcher, batches, gate, release } = recording({ maxInFlight: 1 });
+    gate.hold = true;
+    const first = Promise.all(['a', 'b'].map((x) => batcher.run(x)));
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([['a', 'b']]);
+    const later: Promise<string>[] = [];
+    for (const x of ['c', 'd', 'e']) {
+      later.push(batcher.run(x));
+      await new Promise((r) => setImmediate(r));
+    }
+    // c, d and e arrived on three different turns, all while a-b was out: they wait together.
+    expect(batches).toHaveLength(1);
+    gate.hold = false;
+    release();
+    expect(await first).toEqual(['A', 'B']);
+    expect(await Promise.all(later)).toEqual(['C', 'D', 'E']);
+    expect(batches).toEqual([['a', 'b'], ['c', 'd', 'e']]);
+  });
+
+  it('caps a batch at maxBatch calls', async () => {
+    const { batcher, batches, singles } = recording({ maxBatch: 2 });
+    expect(await Promise.all(['a', 'b', 'c', 'd', 'e'].map((x) => batcher.run(x)))).toEqual(['A', 'B', 'C', 'D', 'E']);
+    expect(batches).toEqual([['a', 'b'], ['c', 'd']]);
+    expect(singles).toEqual(['e']);
+  });
+});
+
+describe('credential and grant cache', () => {
+  it('lets the requests that miss together wait for one load', async () => {
+    const entries = new Map();
+    let loads = 0;
+    const load = async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 10));
+      return 'principal';
+    };
+    const answers = await Promise.all(Array.from({ length: 50 }, () => cached(entries, 'k', 60_000, load)));
+    expect(answers.every((a) => a === 'principal')).toBe(true);
+    expect(loads).toBe(1);
+    await cached(entries, 'k', 60_000, load);
+    expect(loads).toBe(1);
+  });
+
+  it('keeps neither a refusal nor a failure, and loads again after the time to live', async () => {
+    const entries = new Map();
+    let loads = 0;
+    const answers: (string | null)[] = [null, 'late-added'];
+    const refusedThenKnown = async () => answers[loads++];
+    expect(await cached(entries, 'k', 60_000, refusedThenKnown)).toBeNull();
+    expect(await cached(entries, 'k', 60_000, refusedThenKnown)).toBe('late-added');
+
+    const failing = async () => {
+      throw new Error('database away');
+    };
+    await expect(cached(entries, 'f', 60_000, failing)).rejects.toThrow('database away');
+    await new Promise((r) => setImmediate(r));
+    expect(await cached(entries, 'f', 60_000, async () => 'back')).toBe('back');
+
+    let expiring = 0;
+    await cached(entries, 'e', 0, async () => ++expiring);
+    await new Promise((r) => setTimeout(r, 2));
+    expect(await cached(entries, 'e', 0, async () => ++expiring)).toBe(2);
+  });
+});
