@@ -4,7 +4,9 @@ import path from 'node:path';
 import { deliveryBacklog } from './delivery-backlog.ts';
 import { deliveryLatency } from './delivery-latency.ts';
 import { benchEnv, machine } from './bench-env.ts';
+import { flatCost } from './flat-cost.ts';
 import { load, startBaseline, startIngestHub } from './ingest.ts';
+import { partnerSync } from './partner-sync.ts';
 
 /**
  * `npm run bench` runs every benchmark and prints figure, value, target and
@@ -66,6 +68,42 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
     record(`POST at A -> received at B, p99 at 200 records/s (${queue} queues)`, result.p99, 'ms');
     record(`records not received (${queue} queues)`, result.sent - result.received + result.failures, 'records', { op: '<=', limit: 0, text: '0' });
   }
+}
+
+// Cost stays flat as data grows: ingest and GET with a small and a large number of stored users, each in a fresh database.
+{
+  const [small, large] = quick ? [1_000, 20_000] : [10_000, 1_000_000];
+  const result = await flatCost({ small, large, seconds: quick ? 3 : 15 });
+  for (const at of [result.small, result.large]) {
+    const users = `${at.users.toLocaleString('en')} stored users`;
+    record(`ingest with ${users}, requests/s`, at.ingest.requestsPerSecond, 'req/s');
+    record(`GET /user by recordID with ${users}, requests/s`, at.get.requestsPerSecond, 'req/s');
+    record(`GET /user by recordID with ${users}, p50`, at.get.p50, 'ms');
+    record(`GET /user by recordID with ${users}, p99`, at.get.p99, 'ms');
+  }
+  const sizes = `${large.toLocaleString('en')} / ${small.toLocaleString('en')} users`;
+  record(`ingest throughput, ${sizes}`, result.ingestRatio, 'ratio', { op: '>=', limit: 0.85, text: '≥ 0.85' });
+  record(`GET /user p99, ${sizes}`, result.getP99Ratio, 'ratio', { op: '<=', limit: 1.15, text: '≤ 1.15' });
+  const failures = [result.small, result.large].reduce((n, at) => n + at.get.non2xx + at.get.errors + at.ingest.non2xx + at.ingest.errors, 0);
+  record('flat-cost errors (non-2xx + socket)', failures, 'requests', { op: '<=', limit: 0, text: '0' });
+  record(`sequential scans of user_record/link under load with ${large.toLocaleString('en')} users`, result.large.fullScans, 'scans', { op: '<=', limit: 0, text: '0' });
+}
+
+// Staff matching and lead-source sync against partner lists, through the hub's sync code and a local fake partner.
+{
+  const [small, large] = quick ? [500, 5_000] : [5_000, 50_000];
+  const result = await partnerSync({ small, large });
+  const underOneSecond = { op: '<=' as const, limit: 1000, text: '< 1,000 ms' };
+  for (const at of [result.small, result.large]) {
+    const target = at === result.large ? underOneSecond : undefined;
+    record(`staff sync against ${at.entries.toLocaleString('en')} partner staff`, at.staffMs, 'ms', target);
+    record(`lead-source sync against ${at.entries.toLocaleString('en')} partner lead sources`, at.leadSourceMs, 'ms', target);
+  }
+  // Linear is a ratio of about large / small (10); fixed costs (queries, a commit) keep it lower.
+  const linear = { op: '<=' as const, limit: 12, text: '≤ 12' };
+  const sizes = `${large.toLocaleString('en')} / ${small.toLocaleString('en')} entries`;
+  record(`staff sync time, ${sizes}`, result.staffRatio, 'ratio', linear);
+  record(`lead-source sync time, ${sizes}`, result.leadSourceRatio, 'ratio', linear);
 }
 
 const commit = (() => {

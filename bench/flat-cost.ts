@@ -1,0 +1,178 @@
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { benchEnv, type BenchEnv } from './bench-env.ts';
+import { load, startIngestHub, type LoadResult } from './ingest.ts';
+
+/**
+ * Cost stays flat as data grows: the hub's API on a database already
+ * holding N users of the tenant, measured for GET /user latency (random
+ * stored records) and for ingest throughput (new records), at a small and a
+ * large N, each in a fresh database. What grows with the tenant must be
+ * reached through indexes: the run also counts the sequential scans of the
+ * growing tables while the hub is under load.
+ */
+export interface SizeFigures {
+  users: number;
+  seedSeconds: number;
+  get: LoadResult;
+  ingest: LoadResult;
+  /** Sequential scans of user_record and link while the hub was under load. */
+  fullScans: number;
+  /** Plans of the save path's read and of the GET's queries, when asked for. */
+  plans?: { query: string; plan: string }[];
+}
+
+const USER_PATH = '/connector/api/2011-11/user';
+const GET_CONNECTIONS = 20;
+const INGEST_CONNECTIONS = 50;
+
+export async function flatCost(options: { small: number; large: number; seconds: number; explain?: boolean }) {
+  const small = await measureAt(options.small, options.seconds, false);
+  const large = await measureAt(options.large, options.seconds, options.explain ?? false);
+  return {
+    small,
+    large,
+    ingestRatio: large.ingest.requestsPerSecond / small.ingest.requestsPerSecond,
+    getRateRatio: large.get.requestsPerSecond / small.get.requestsPerSecond,
+    getP50Ratio: large.get.p50 / small.get.p50,
+    getP99Ratio: large.get.p99 / small.get.p99,
+  };
+}
+
+async function measureAt(users: number, seconds: number, explain: boolean): Promise<SizeFigures> {
+  const env = await benchEnv('postgres');
+  const db = new pg.Client({ connectionString: env.databaseUrl });
+  await db.connect();
+  try {
+    const seedSeconds = await seedUsers(db, env, users);
+    const plans = explain ? await explainReads(db, env, users) : undefined;
+    const scansBefore = await fullScans(db);
+    const ownBackends = await clientBackends(db);
+    const hub = await startIngestHub(env, '0');
+    let get: LoadResult;
+    let ingest: LoadResult;
+    try {
+      // A second of GETs first, so the measured one is not the hub's JIT warm-up.
+      await getLoad(hub.url, env.token, users, 1);
+      // GETs before the ingest: they then read a table of exactly N users.
+      get = await getLoad(hub.url, env.token, users, seconds);
+      ingest = await load(hub.url, env.token, { seconds, connections: INGEST_CONNECTIONS });
+    } finally {
+      await hub.stop();
+    }
+    // Backends publish their table statistics when they exit.
+    await hubBackendsGone(db, ownBackends);
+    return { users, seedSeconds, get, ingest, fullScans: (await fullScans(db)) - scansBefore, plans };
+  } finally {
+    await db.end();
+    await env.close();
+  }
+}
+
+/**
+ * N users in A's club, each linked to A's recordID `seed-<g>`, with the
+ * field set of an ingested user; no outbox events (nothing to deliver).
+ * One INSERT ... SELECT per table: the record ID derived from g in both
+ * statements links each user without a round trip per row.
+ */
+async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<number> {
+  const started = performance.now();
+  await db.query(
+    `INSERT INTO user_record (id, "clientId", "clubId", "userType", "userStatus", firstname, lastname, birthdate, gender, address1, address2,
+       city, zipcode, state, country, mobile, email, "homePhone", "workPhone", company, "createdBy", "createdDate", "modifiedBy", "modifiedDate", "updatedAt")
+     SELECT md5('seed-' || g)::uuid, $1::uuid, $2::uuid, 'PROSPECT', 'ACTIVE', 'First' || g, 'Seeded', '1972-03-12', 'M', g || ' Fake St', 'Apartment 1a',
+       'Spuzzum', '12345', 'WA', 'US', '555-555-5555', 's' || g || '@example.com', '555-666-6666', '555-777-7777', 'Acme Widgets', 'BENCH_A', now(), 'BENCH_A', now(), now()
+     FROM generate_series(1, $3::int) g`,
+    [env.clientId, env.clubId, users],
+  );
+  await db.query(
+    `INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
+     SELECT gen_random_uuid(), 'USER', md5('seed-' || g)::uuid, $1::uuid, $2::uuid, 'seed-' || g FROM generate_series(1, $3::int) g`,
+    [env.providerA, env.clubId, users],
+  );
+  // VACUUM as well as ANALYZE: hint bits and the visibility map are set now, so neither the first
+  // reads of the fresh rows nor an autovacuum of them land inside the measured loads.
+  await db.query('VACUUM ANALYZE user_record, link');
+  return (performance.now() - started) / 1000;
+}
+
+/** GET /user by a random stored recordID per request, `GET_CONNECTIONS` connections as fast as the hub answers. */
+async function getLoad(url: string, token: string, users: number, seconds: number): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `${url}${USER_PATH}`,
+    headers: { authorization: `Bearer ${token}` },
+    connections: GET_CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        setupRequest: (request) => ({
+          ...request,
+          path: `${USER_PATH}?provider=BENCH_A&client_id=A1&club_id=A-club&recordID=seed-${1 + Math.floor(Math.random() * users)}`,
+        }),
+      },
+    ],
+  });
+  return {
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+/**
+ * EXPLAIN ANALYZE of the save path's read (RecordStore.readByLink's
+ * statement) and of the GET's two lookups (Prisma's link.findUnique by
+ * A's IDs, user.findUnique by ID), for a stored record.
+ */
+async function explainReads(db: pg.Client, env: BenchEnv, users: number): Promise<{ query: string; plan: string }[]> {
+  const recordID = `seed-${Math.ceil(users / 2)}`;
+  const key = [env.providerA, 'USER', env.clubId, recordID];
+  const queries: [string, string, unknown[]][] = [
+    [
+      'save path: read by link',
+      `SELECT l."entityId"::text AS "entityId", to_jsonb(r) AS row
+       FROM link l LEFT JOIN user_record r ON r.id = l."entityId"
+       WHERE l."providerId" = $1 AND l."entityType" = $2 AND l."clubId" = $3 AND l."externalId" = $4`,
+      key,
+    ],
+    ['GET: link by recordID', `SELECT * FROM link WHERE "providerId" = $1 AND "entityType" = $2 AND "clubId" = $3 AND "externalId" = $4 LIMIT 1`, key],
+    ['GET: user by ID', `SELECT * FROM user_record WHERE id = md5($1)::uuid LIMIT 1`, [recordID]],
+  ];
+  const plans = [];
+  for (const [query, sql, params] of queries) {
+    const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
+    plans.push({ query, plan: rows.map((r) => r['QUERY PLAN']).join('\n') });
+  }
+  return plans;
+}
+
+/** Sequential scans of the tables that grow with the tenant, since the database was created. */
+async function fullScans(db: pg.Client): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT coalesce(sum(seq_scan), 0)::int AS n FROM pg_stat_user_tables WHERE relname IN ('user_record', 'link')`);
+  return rows[0].n;
+}
+
+/** The client connections to the bench database (this one, the env's Prisma pool). */
+async function clientBackends(db: pg.Client): Promise<number[]> {
+  const { rows } = await db.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'`);
+  return rows.map((r) => r.pid);
+}
+
+/** Waits (up to 5 s) until the client connections other than `own` (the hub's) have closed. */
+async function hubBackendsGone(db: pg.Client, own: number[]): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await clientBackends(db)).some((pid) => !own.includes(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [small = '10000', large = '1000000', seconds = '15'] = process.argv.slice(2);
+  const result = await flatCost({ small: Number(small), large: Number(large), seconds: Number(seconds), explain: true });
+  for (const { query, plan } of result.large.plans!) {
+    console.log(`-- ${query} (${result.large.users.toLocaleString('en')} users)\n${plan}\n`);
+    if (plan.includes('Seq Scan')) console.log(`!! ${query}: sequential scan\n`);
+  }
+  console.log(JSON.stringify(result, (key, value) => (key === 'plans' ? undefined : value), 2));
+  process.exit(0);
+}
