@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const CLI = path.resolve(import.meta.dirname, '../bin/connector.js');
@@ -15,7 +15,8 @@ export interface HubChild {
 /** Starts `connector <command>` as its own process (optionally pinned to CPUs) and waits for it to listen. */
 export async function startHubChild(env: Record<string, string>, options: { command?: string; cpus?: string } = {}): Promise<HubChild> {
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/.out" profiles the hub under load.
-  const args = [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, options.command ?? 'start'];
+  // The flag the connector command's shebang, npm start and the Dockerfile run it with.
+  const args = ['--max-semi-space-size=4', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, options.command ?? 'start'];
   const child = options.cpus
     ? spawn('taskset', ['-c', options.cpus, process.execPath, ...args], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -43,14 +44,9 @@ export async function startHubChild(env: Record<string, string>, options: { comm
     url,
     child,
     rssMiB() {
-      try {
-        const pid = child.pid!;
-        // taskset execs node, so the child's pid is the hub's.
-        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-        return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-      } catch {
-        return NaN;
-      }
+      // taskset execs node, so the child's pid is the hub's; with CONNECTOR_API_PROCESSES > 1 its
+      // cluster workers are its children, counted too.
+      return processTree(child.pid!).reduce((sum, pid) => sum + rssKiB(pid), 0) / 1024;
     },
     async stop() {
       if (child.exitCode !== null) return;
@@ -58,4 +54,30 @@ export async function startHubChild(env: Record<string, string>, options: { comm
       await new Promise((r) => child.once('exit', r));
     },
   };
+}
+
+function rssKiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** A process and all its descendants, from /proc. */
+function processTree(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  return tree;
 }

@@ -51,21 +51,32 @@ export async function startBaseline(cpus?: string): Promise<{ url: string; stop(
   return { url, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
 }
 
-/** The hub's API (no worker) on its own core, on the bench's database. */
-export async function startIngestHub(env: BenchEnv, cpus?: string): Promise<HubChild> {
+/** The hub's API (no worker) in `processes` processes on the given cores, on the bench's database. */
+export async function startIngestHub(env: BenchEnv, cpus?: string, processes = API_PROCESSES): Promise<HubChild> {
   return startHubChild(
-    { DATABASE_URL: env.databaseUrl, CONNECTOR_ENCRYPTION_KEY: env.key, CONNECTOR_ADMIN_TOKEN: 'x'.repeat(32), LOG_LEVEL: 'info', CONNECTOR_DB_POOL_SIZE: '20' },
+    {
+      DATABASE_URL: env.databaseUrl,
+      CONNECTOR_ENCRYPTION_KEY: env.key,
+      CONNECTOR_ADMIN_TOKEN: 'x'.repeat(32),
+      LOG_LEVEL: 'info',
+      CONNECTOR_DB_POOL_SIZE: String(Math.ceil(20 / processes)),
+      CONNECTOR_API_PROCESSES: String(processes),
+    },
     { command: 'api', cpus },
   );
 }
 
+/** API processes of the benchmarked hub (BENCH_API_PROCESSES), one by default. */
+export const API_PROCESSES = Number(process.env.BENCH_API_PROCESSES ?? 1);
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const seconds = Number(process.argv[2] ?? 10);
-  const baseline = await startBaseline('0');
+  const cpus = process.env.BENCH_CPUS ?? '0';
+  const baseline = await startBaseline(cpus);
   const base = await load(baseline.url, undefined, { seconds, connections: 50 });
   await baseline.stop();
   const env = await benchEnv('postgres');
-  const hub = await startIngestHub(env, '0');
+  const hub = await startIngestHub(env, cpus);
   const hubResult = await load(hub.url, env.token, { seconds, connections: 50 });
   console.log(JSON.stringify({ baseline: base, hub: hubResult, ratio: hubResult.requestsPerSecond / base.requestsPerSecond, rssMiB: hub.rssMiB() }));
   await hub.stop();

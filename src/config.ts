@@ -25,6 +25,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Database pool size of one process. @defaultValue 10 */
   databasePoolSize: number;
+  /** Processes `connector api` runs, sharing the port (node:cluster). @defaultValue 1 */
+  apiProcesses: number;
   /** Redis for the delivery queues; absent means BullMQ's PostgreSQL backend on the hub's database. */
   redisUrl: string | undefined;
   delivery: DeliveryDefaults;
@@ -59,6 +61,7 @@ const env = z.object({
   CONNECTOR_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   CONNECTOR_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5000),
   CONNECTOR_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  CONNECTOR_API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   CONNECTOR_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(5),
   CONNECTOR_DELIVERY_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
@@ -95,6 +98,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CONNECTOR_CACHE_TTL_MS,
     logLevel: e.LOG_LEVEL,
     databasePoolSize: e.CONNECTOR_DB_POOL_SIZE,
+    apiProcesses: e.CONNECTOR_API_PROCESSES,
     redisUrl: e.REDIS_URL,
     delivery: {
       concurrency: e.CONNECTOR_DELIVERY_CONCURRENCY,

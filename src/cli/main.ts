@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -9,6 +10,7 @@ import { applyMigrations } from '../store/migrations.ts';
 import { startEmbeddedPostgres } from '../store/embedded-postgres.ts';
 import { applyTurnup, formatTurnupReport } from '../turnup/apply-turnup.ts';
 import { loadTurnupFile, TurnupError } from '../turnup/load-turnup.ts';
+import { serveApiCluster } from './api-cluster.ts';
 import { openCliDatabase } from './cli-database.ts';
 import { lazyRequeue } from '../delivery/requeue.ts';
 import { HubError } from '../errors/hub-error.ts';
@@ -18,7 +20,7 @@ import { RedisPolicyError } from '../delivery/queue-backend.ts';
 const USAGE = `Usage: connector <command>
 
   start                      the partner API and the delivery worker in one process (embedded PGlite unless DATABASE_URL is set)
-  api                        the partner API only (production: scale separately from workers)
+  api                        the partner API only (production: scale separately from workers; CONNECTOR_API_PROCESSES per core)
   worker                     the delivery worker only: outbox relay, partner deliveries, reconciliation
   migrate                    apply database migrations and exit
   turnup apply <file>        apply a turn-up file (YAML or JSON); --dry-run shows the changes only
@@ -61,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
     case 'start':
       return serve(config, { api: true, worker: true });
     case 'api':
+      if (config.apiProcesses > 1 && cluster.isPrimary) return serveApiCluster(config.apiProcesses, createLogger(config.logLevel));
       return serve(config, { api: true, worker: false });
     case 'worker':
       return serve(config, { api: false, worker: true });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +53,29 @@ async function fetchUser(url: string, provider: string) {
   return fetch(`${url}/connector/api/2011-11/user?provider=${provider}&client_id=456&club_id=123&recordID=r1`, {
     headers: { Authorization: `Bearer ${token}` },
   });
+}
+
+/** Child processes of a pid, from /proc (the API cluster's workers). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return children;
+}
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 describe('the hub as a process', () => {
@@ -142,6 +165,53 @@ describe('the hub as a process', () => {
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
     expect(await hub.exited).toBe(0);
   }, 120_000);
+
+  it.runIf(inject('databaseKind') === 'postgres')(
+    'runs the API in CONNECTOR_API_PROCESSES processes on one port, replaces one that dies, and stops them all on SIGTERM',
+    async () => {
+      const dataDir = tempDir();
+      const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
+      const clusterToken = randomBytes(24).toString('hex');
+      const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: clusterToken, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
+      expect((await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env)).code).toBe(0);
+      const hub = await startHubProcess({ ...env, CONNECTOR_API_PROCESSES: '2' }, 'api');
+      await until(() => childrenOf(hub.child.pid!).length === 2);
+      const first = childrenOf(hub.child.pid!);
+      const post = (i: number) =>
+        fetch(`${hub.url}/connector/api/2011-11/user`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${clusterToken}`, 'Content-Type': 'application/xml', Connection: 'close' },
+          body: userBody(provider).replace('<recordID>r1</recordID>', `<recordID>cluster-${i}</recordID>`),
+        }).then((r) => r.status);
+      expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(i)))).toEqual(Array(20).fill(200));
+
+      process.kill(first[0], 'SIGKILL');
+      await until(() => {
+        const now = childrenOf(hub.child.pid!);
+        return now.length === 2 && !now.includes(first[0]);
+      });
+      await until(async () => (await fetch(`${hub.url}/ready`, { headers: { Connection: 'close' } })).status === 200);
+      expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(100 + i)))).toEqual(Array(20).fill(200));
+      expect(hub.logs.some((l) => l.includes('an API process died; starting another'))).toBe(true);
+
+      const last = childrenOf(hub.child.pid!);
+      hub.child.kill('SIGTERM');
+      expect(await hub.exited).toBe(0);
+      expect(last.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+    },
+    120_000,
+  );
+
+  it.runIf(inject('databaseKind') === 'postgres')('stops with an error, instead of forking forever, when its API processes cannot start', async () => {
+    const res = await runCli(['api'], {
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/unreachable',
+      CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey'),
+      CONNECTOR_API_PROCESSES: '2',
+      PORT: '0',
+    });
+    expect(res.code).not.toBe(0);
+    expect(res.stdout + res.stderr).toContain('an API process exited before it listened');
+  }, 60_000);
 
   it('refuses to start on invalid configuration, naming each bad variable', async () => {
     const res = await runCli(['start'], { PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
