@@ -3,9 +3,10 @@ import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
 import { mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
-import type { PrismaClient, Prisma, User } from '../store/generated/client.ts';
-import { externalIdOf, findLinkedEntity, type LinkKey } from '../store/links.ts';
-import type { RecordStore } from '../store/record-store.ts';
+import { validate as isUuid } from 'uuid';
+import type { PrismaClient, Prisma } from '../store/generated/client.ts';
+import { findLinkedEntity, type LinkKey } from '../store/links.ts';
+import type { RecordStore, UserAsProvider } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { nextVersion, refuseIfStale, rejectSave, requireProviderInfo, saveWithRetries, scopeOf, type RecordScope } from './record-scope.ts';
@@ -118,38 +119,31 @@ export class UserService {
 
   async fetch(principal: Principal, kind: UserKind, provider: string, lookup: UserLookup): Promise<UserView> {
     const entityType = entityTypeOf(kind);
-    let user: User | null;
-    let recordID: string | undefined;
+    let found: UserAsProvider | undefined;
     if ('uuid' in lookup) {
       if (provider !== principal.code) throw new HubError('FORBIDDEN', `These credentials belong to provider ${principal.code}, not ${provider}`);
-      user = await this.prisma.user.findUnique({ where: { id: lookup.uuid } });
+      found = isUuid(lookup.uuid) ? await this.store.readUserAs(principal.providerId, entityType, { id: lookup.uuid }) : undefined;
       const grants = await this.tenancy.grantsOf(principal.providerId);
       // Another tenant's record answers exactly like a missing one.
-      if (!user || !grants.clubsById.has(user.clubId) || (user.userType === 'STAFF') !== (kind === 'staff')) {
+      if (!found || !grants.clubsById.has(found.row.clubId) || (found.row.userType === 'STAFF') !== (kind === 'staff')) {
         throw new HubError('RECORD_NOT_FOUND', `No ${kind} with uuid ${lookup.uuid}`);
       }
-      recordID = await externalIdOf(this.prisma, principal.providerId, entityType, user.id);
     } else {
       const scope = await scopeOf(this.tenancy, principal, { provider, clientID: lookup.clientID, clubID: lookup.clubID });
-      const link = await this.prisma.link.findUnique({
-        where: { providerId_entityType_clubId_externalId: { providerId: principal.providerId, entityType, clubId: scope.clubId, externalId: lookup.recordID } },
-      });
-      user = link ? await this.prisma.user.findUnique({ where: { id: link.entityId } }) : null;
-      if (!user) {
+      found = await this.store.readUserAs(principal.providerId, entityType, { clubId: scope.clubId, externalId: lookup.recordID });
+      if (!found) {
         throw new HubError('RECORD_NOT_FOUND', `No ${kind} with recordID '${lookup.recordID}' in club '${lookup.clubID}' of client '${lookup.clientID}'`);
       }
-      recordID = lookup.recordID;
     }
+    const user = found.row as unknown as StoredUser & { clubId: string };
     const grants = await this.tenancy.grantsOf(principal.providerId);
     const where = grants.clubsById.get(user.clubId)!;
     const leadInfo: UserView['leadInfo'] = {};
     const mine = user.pendingProviderId === principal.providerId;
-    const leadSource = user.leadSourceId ? await externalIdOf(this.prisma, principal.providerId, 'LEAD_SOURCE', user.leadSourceId) : undefined;
-    const ownerID = user.ownerId ? await externalIdOf(this.prisma, principal.providerId, 'STAFF', user.ownerId) : undefined;
-    if (leadSource ?? (mine && user.pendingLeadSourceRef)) leadInfo.leadSource = leadSource ?? user.pendingLeadSourceRef!;
-    if (ownerID ?? (mine && user.pendingOwnerRef)) leadInfo.ownerID = ownerID ?? user.pendingOwnerRef!;
+    if (found.leadSource ?? (mine && user.pendingLeadSourceRef)) leadInfo.leadSource = found.leadSource ?? user.pendingLeadSourceRef!;
+    if (found.ownerID ?? (mine && user.pendingOwnerRef)) leadInfo.ownerID = found.ownerID ?? user.pendingOwnerRef!;
     return {
-      providerInfo: { identifier: principal.code, clientID: where.clientExternalId, clubID: where.clubExternalId, recordID: recordID ?? '' },
+      providerInfo: { identifier: principal.code, clientID: where.clientExternalId, clubID: where.clubExternalId, recordID: found.recordID ?? '' },
       values: fromColumns(USER_SCHEMA, user),
       leadInfo,
     };

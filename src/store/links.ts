@@ -24,9 +24,3 @@ export async function findLinkedEntity(
   });
   return (links.find((l) => l.clubId === ref.clubId) ?? links[0])?.entityId;
 }
-
-/** The provider's own ID for a hub entity, if it has one. */
-export async function externalIdOf(db: Tx, providerId: string, entityType: EntityType, entityId: string): Promise<string | undefined> {
-  const link = await db.link.findFirst({ where: { providerId, entityType, entityId }, select: { externalId: true } });
-  return link?.externalId;
-}

@@ -46,6 +46,13 @@ export interface LinkedRow {
   row: Record<string, unknown> | null;
 }
 
+export interface UserAsProvider {
+  row: Record<string, unknown> & { id: string; clubId: string; userType: string };
+  recordID: string | null;
+  leadSource: string | null;
+  ownerID: string | null;
+}
+
 interface KeyedWrite {
   key: LinkKey;
   row: RecordWrite;
@@ -84,6 +91,34 @@ export class RecordStore {
       many: (keys: LinkKey[]) => readManyByLink(this.target, table, keys),
       one: async (k: LinkKey) => (await readManyByLink(this.target, table, [k]))[0],
     })).run(key);
+  }
+
+  /**
+   * A user or staff member as one provider sees it, in one statement: the
+   * record, the provider's own ID for it, and the provider's IDs for its
+   * lead source and owner (absent when the provider has none).
+   */
+  async readUserAs(
+    providerId: string,
+    entityType: 'USER' | 'STAFF',
+    where: { id: string } | { clubId: string; externalId: string },
+  ): Promise<UserAsProvider | undefined> {
+    const theirs = (type: string, column: string) =>
+      `(SELECT x."externalId" FROM link x WHERE x."providerId" = $1 AND x."entityType" = ${type} AND x."entityId" = ${column} LIMIT 1)`;
+    const select = `SELECT to_jsonb(r) AS row, ${theirs(`'LEAD_SOURCE'`, 'r."leadSourceId"')} AS "leadSource", ${theirs(`'STAFF'`, 'r."ownerId"')} AS "ownerID"`;
+    const statement: pg.QueryConfig =
+      'id' in where
+        ? {
+            text: `${select}, ${theirs('$2::"EntityType"', 'r.id')} AS "recordID" FROM user_record r WHERE r.id = $3::uuid`,
+            values: [providerId, entityType, where.id],
+          }
+        : {
+            text: `${select}, l."externalId" AS "recordID" FROM link l JOIN user_record r ON r.id = l."entityId"
+                   WHERE l."providerId" = $1 AND l."entityType" = $2::"EntityType" AND l."clubId" = $3::uuid AND l."externalId" = $4`,
+            values: [providerId, entityType, where.clubId, where.externalId],
+          };
+    const { rows } = await this.pool.query<UserAsProvider>(this.named ? { ...statement, name: `read-user-as-${'id' in where ? 'id' : 'link'}` } : statement);
+    return rows[0];
   }
 
   /**

@@ -52,6 +52,14 @@ describe('saving users is an upsert keyed by provider, client, club and recordID
     expect(user.userInfo.modifiedDate).toBe(user.userInfo.createdDate);
   });
 
+  it('answers RECORD_NOT_FOUND for a uuid that is not one, as for a missing record', async () => {
+    for (const uuid of ['not-a-uuid', '00000000-0000-4000-8000-000000000000']) {
+      const res = await request(hub.app).get(`${API}/user?provider=${t.provider}&uuid=${uuid}`).set('Authorization', t.auth);
+      expect(res.status).toBe(404);
+      expect(errorOf(res.text).reason).toBe('NOT_FOUND');
+    }
+  });
+
   it('lists every missing required field of a new record in one answer', async () => {
     const res = await post(t, 'user', userXml(t, 'r-missing', { firstname: 'X', email: 'broken' }));
     expect(res.status).toBe(400);
