@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const CLI = path.resolve(import.meta.dirname, '../bin/connector.js');
+export const CLI = path.resolve(import.meta.dirname, '../bin/connector.js');
 
 export interface HubChild {
   url: string;

@@ -1,8 +1,11 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { benchEnv, type BenchEnv } from './bench-env.ts';
-import { startHubChild, type HubChild } from './hub-process.ts';
+import { CLI, startHubChild, type HubChild } from './hub-process.ts';
 
 /** A user save with the seed's field set; autocannon replaces [<id>] with a fresh ID per request. */
 export function userBody(): string {
@@ -64,6 +67,45 @@ export async function startIngestHub(env: BenchEnv, cpus?: string, processes = A
     },
     { command: 'api', cpus },
   );
+}
+
+/**
+ * The embedded default, as `npm start` runs it: `connector start` (API and
+ * worker in one process, PGlite inside it) on a fresh data folder, with
+ * provider BENCH_A turned up through the CLI against the running hub.
+ */
+export async function startEmbeddedHub(cpus?: string): Promise<HubChild & { token: string }> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'connector-bench-embedded-'));
+  const token = randomBytes(24).toString('hex');
+  const env = { CONNECTOR_DATA_DIR: dataDir, BENCH_TOKEN: token };
+  const hub = await startHubChild(env, { command: 'start', cpus });
+  const turnup = path.join(dataDir, 'bench-turnup.yaml');
+  writeFileSync(
+    turnup,
+    [
+      'providers:',
+      '  - { code: BENCH_A, name: A, credentials: [{ type: token, token: "${BENCH_TOKEN}" }] }',
+      'clients:',
+      '  - code: bench',
+      '    name: Bench',
+      '    clubs: [{ code: main, name: Main }]',
+      '    providers: [{ provider: BENCH_A, clientId: A1, clubs: { main: A-club } }]',
+      '',
+    ].join('\n'),
+  );
+  const applied = spawnSync(process.execPath, [CLI, 'turnup', 'apply', turnup], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (applied.status !== 0) {
+    await hub.stop();
+    throw new Error(`turn-up of the embedded hub failed: ${applied.stderr}`);
+  }
+  return {
+    ...hub,
+    token,
+    async stop() {
+      await hub.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** API processes of the benchmarked hub (BENCH_API_PROCESSES), one by default. */

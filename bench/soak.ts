@@ -1,0 +1,50 @@
+import { benchEnv } from './bench-env.ts';
+import { load, startIngestHub, type LoadResult } from './ingest.ts';
+
+/**
+ * Memory over a long steady ingest: the hub's API under a constant rate of
+ * new records, its resident memory sampled all along. `start` is taken once
+ * the first minute (or the first tenth of a short run) has warmed it up, so
+ * growth means what stays, not what a cold process allocates once.
+ */
+export interface SoakResult {
+  load: LoadResult;
+  samples: { second: number; rssMiB: number }[];
+  startMiB: number;
+  endMiB: number;
+  maxMiB: number;
+  /** (end - start) / start */
+  growth: number;
+}
+
+export async function soak(options: { seconds: number; rate: number; sampleEverySeconds: number }): Promise<SoakResult> {
+  const env = await benchEnv('postgres');
+  try {
+    const hub = await startIngestHub(env, '0');
+    try {
+      const started = performance.now();
+      const samples: SoakResult['samples'] = [];
+      const sample = () => samples.push({ second: Math.round((performance.now() - started) / 1000), rssMiB: hub.rssMiB() });
+      const timer = setInterval(sample, options.sampleEverySeconds * 1000);
+      const result = await load(hub.url, env.token, { seconds: options.seconds, connections: 50, rate: options.rate });
+      clearInterval(timer);
+      sample();
+      const warm = Math.min(60, options.seconds / 10);
+      const startMiB = (samples.find((s) => s.second >= warm) ?? samples[0]).rssMiB;
+      const endMiB = samples.at(-1)!.rssMiB;
+      return { load: result, samples, startMiB, endMiB, maxMiB: Math.max(...samples.map((s) => s.rssMiB)), growth: (endMiB - startMiB) / startMiB };
+    } finally {
+      await hub.stop();
+    }
+  } finally {
+    await env.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [seconds = '600', rate = '500'] = process.argv.slice(2);
+  const result = await soak({ seconds: Number(seconds), rate: Number(rate), sampleEverySeconds: 10 });
+  for (const s of result.samples) console.log(`${String(s.second).padStart(5)} s  ${s.rssMiB.toFixed(0)} MiB`);
+  console.log(JSON.stringify({ ...result, samples: undefined }));
+  process.exit(0);
+}
