@@ -37,7 +37,10 @@ export async function openDatabase(
     if (options.migrate !== false) await applyMigrations(url);
     const prisma = createPrisma(url, config.databasePoolSize);
     await prisma.$connect();
-    const store = RecordStore.open(url, config.databasePoolSize, { named: !embedded });
+    // PGlite (embedded, or another hub's reached through DATABASE_URL) serves all its socket
+    // connections from one session, where statements prepared under a name would collide.
+    const [{ version }] = await prisma.$queryRaw<{ version: string }[]>`SELECT version() AS version`;
+    const store = RecordStore.open(url, config.databasePoolSize, { named: !version.includes('PGlite') });
     return {
       prisma,
       store,

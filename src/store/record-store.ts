@@ -64,7 +64,7 @@ export class RecordStore {
 
   /**
    * @param named prepare each statement shape once per connection. Off for
-   * the embedded PGlite, whose socket connections all share one session
+   * PGlite, whose socket connections all share one session
    * (a second connection preparing the same name would fail).
    */
   constructor(

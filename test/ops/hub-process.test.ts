@@ -55,14 +55,15 @@ async function fetchUser(url: string, provider: string) {
   });
 }
 
-/** Child processes of a pid, from /proc (the API cluster's workers). */
+/** The API cluster's workers: child processes of the primary running the connector command, from /proc. */
 function childrenOf(pid: number): number[] {
   const children: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry));
+      const isChild = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      if (isChild && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('connector.js')) children.push(Number(entry));
     } catch {
       // exited meanwhile
     }
@@ -70,9 +71,10 @@ function childrenOf(pid: number): number[] {
   return children;
 }
 
+/** Waits for a condition; one that throws (a refused connection while a process starts) is not met yet. */
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
+  while (!(await Promise.resolve().then(condition).catch(() => false))) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 100));
   }
