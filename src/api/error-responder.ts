@@ -22,6 +22,10 @@ export function toHubError(error: unknown): HubError {
   if (isUnavailable(e)) {
     return new HubError('UNAVAILABLE', 'The hub cannot reach its database right now; retry shortly', { detail, retryAfter: 5 });
   }
+  // A row another transaction holds past the lock timeout, or a deadlock or serialization failure: the next try works.
+  if (['55P03', '40P01', '40001'].includes(e?.code ?? '')) {
+    return new HubError('UNAVAILABLE', 'The record is being changed by another save right now; retry shortly', { detail, retryAfter: 1 });
+  }
   // Prisma's errors (P1234) and PostgreSQL's own SQLSTATE codes (42P01, 23505, ...) from the plain-SQL paths.
   if (e?.name?.startsWith('PrismaClient') || e?.name === 'DriverAdapterError' || /^P\d{4}$/.test(e?.code ?? '') || /^[0-9A-Z]{5}$/.test(e?.code ?? '')) {
     return new HubError('DATABASE', 'The database refused the operation; support can look it up by errorUUID', { detail, cause: error });

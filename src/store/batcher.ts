@@ -2,21 +2,23 @@
  * Group commit: calls that arrive while the event loop turns are run as one
  * statement. A batch leaves at the next turn (setImmediate), so a lone call
  * waits microseconds, not a timer; under load, while `maxInFlight` batches
- * are out, calls gather for the next one. A batch that fails is not one
- * caller's failure: its calls are run again one by one, so each gets its own
- * answer (a bad row fails only its own request).
+ * are out, calls gather for the next one. Calls with the same key never run
+ * at the same time, in one batch or in two: two statements writing one
+ * record could not tell which won, and could lock each other. A batch that
+ * fails because of its rows (`oneByOneAfter`) is not one caller's failure:
+ * its calls are run again one by one, so each gets its own answer (a bad row
+ * fails only its own request); any other failure (the database is gone) is
+ * every caller's answer, as it would have been without batching.
  */
 export interface BatcherOptions<I, O> {
   /** Runs a batch; the answers are in the calls' order. */
   many(items: I[]): Promise<O[]>;
   /** Runs one call: the fallback after a failed batch. */
   one(item: I): Promise<O>;
-  /**
-   * Calls with the same key never share a batch (two writes of one record in
-   * one statement could not tell which of them won); the later one waits for
-   * the next batch.
-   */
+  /** Calls with the same key run one after another, in arrival order. */
   keyOf?(item: I): string;
+  /** Whether a failed batch is retried one call at a time (a row's fault), or fails every call. */
+  oneByOneAfter?(error: unknown): boolean;
   maxBatch?: number;
   maxInFlight?: number;
 }
@@ -30,6 +32,8 @@ interface Pending<I, O> {
 export class Batcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private inFlight = 0;
+  /** Keys of the calls in batches that are out. */
+  private readonly busy = new Set<string>();
   private scheduled = false;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
@@ -57,31 +61,39 @@ export class Batcher<I, O> {
 
   private flush(): void {
     while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
-      const batch = this.take();
+      const { batch, keys } = this.take();
+      if (batch.length === 0) return; // every waiting call's key is out; a returning batch schedules again
       this.inFlight++;
+      for (const key of keys) this.busy.add(key);
       void this.send(batch).finally(() => {
         this.inFlight--;
+        for (const key of keys) this.busy.delete(key);
         this.schedule();
       });
     }
   }
 
-  /** The next batch: up to maxBatch calls in arrival order, one per key. */
-  private take(): Pending<I, O>[] {
+  /** The next batch: up to maxBatch calls in arrival order, at most one per key, none whose key is out. */
+  private take(): { batch: Pending<I, O>[]; keys: string[] } {
     const { keyOf } = this.options;
-    if (!keyOf) return this.queue.splice(0, this.maxBatch);
+    if (!keyOf) return { batch: this.queue.splice(0, this.maxBatch), keys: [] };
     const batch: Pending<I, O>[] = [];
     const rest: Pending<I, O>[] = [];
     const keys = new Set<string>();
+    // A key seen waiting keeps its later calls waiting too, so one key's calls keep their order.
+    const held = new Set<string>();
     for (const pending of this.queue) {
       const key = keyOf(pending.item);
-      if (batch.length < this.maxBatch && !keys.has(key)) {
+      if (batch.length < this.maxBatch && !keys.has(key) && !held.has(key) && !this.busy.has(key)) {
         keys.add(key);
         batch.push(pending);
-      } else rest.push(pending);
+      } else {
+        held.add(key);
+        rest.push(pending);
+      }
     }
     this.queue = rest;
-    return batch;
+    return { batch, keys: [...keys] };
   }
 
   private async send(batch: Pending<I, O>[]): Promise<void> {
@@ -89,8 +101,9 @@ export class Batcher<I, O> {
     let answers: O[];
     try {
       answers = await this.options.many(batch.map((p) => p.item));
-    } catch {
-      await Promise.all(batch.map((p) => this.sendOne(p)));
+    } catch (error) {
+      if (this.options.oneByOneAfter?.(error)) await Promise.all(batch.map((p) => this.sendOne(p)));
+      else for (const p of batch) p.reject(error);
       return;
     }
     batch.forEach((p, i) => p.resolve(answers[i]));

@@ -78,7 +78,9 @@ export class RecordStore {
 
   static open(databaseUrl: string, poolSize: number, options: { named?: boolean } = {}): RecordStore {
     // A pool that cannot hand out a connection within 10 s is a hub that cannot take saves: UNAVAILABLE.
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 10_000 });
+    // A save waits at most 5 s for a row another transaction holds (then UNAVAILABLE, retry), so
+    // one stuck record cannot hold the saves batched with it for long.
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 10_000, lock_timeout: 5_000 });
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next save opens a new one.
     pool.on('error', () => undefined);
@@ -131,6 +133,7 @@ export class RecordStore {
       many: (writes: KeyedWrite[]) => createMany(this.target, table, schema, writes),
       one: async (w: KeyedWrite) => (await createMany(this.target, table, schema, [w]))[0],
       keyOf: (w: KeyedWrite) => linkKeyText(w.key),
+      oneByOneAfter: isRowFault,
     })).run(write);
   }
 
@@ -140,6 +143,7 @@ export class RecordStore {
       many: (writes: Omit<KeyedWrite, 'key'>[]) => updateMany(this.target, table, schema, writes),
       one: async (w: Omit<KeyedWrite, 'key'>) => (await updateMany(this.target, table, schema, [w]))[0],
       keyOf: (w: Omit<KeyedWrite, 'key'>) => w.row.id,
+      oneByOneAfter: isRowFault,
     })).run({ row, change });
   }
 
@@ -220,6 +224,16 @@ function columnsOf(schema: RecordSchema, row: RecordWrite): string[] {
 
 function valueOf(schema: RecordSchema, row: RecordWrite, name: string): unknown {
   return schema.fields.some((f) => f.name === name) ? (row.values[name] ?? null) : row.extra[name];
+}
+
+/**
+ * A batch statement refused because of its rows (bad data, a constraint,
+ * a lock wait or deadlock with another transaction): worth running its
+ * saves one by one. Anything else (connection, pool) is every save's answer.
+ */
+function isRowFault(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^(22|23|40)...$|^55P03$/.test(code);
 }
 
 const linkKeyText = (k: LinkKey) => `${k.providerId}/${k.entityType}/${k.clubId}/${k.externalId}`;
@@ -320,8 +334,10 @@ async function updateMany({ db, named }: Target, table: RecordTable, schema: Rec
     named,
     `update-${table}`,
     columns,
-    `, w AS (UPDATE ${table} r SET version = t.version, "updatedAt" = now(), ${names.map((n, j) => `${n} = t.c${j}`).join(', ')}
-        FROM t WHERE r.id = t.id AND r."clientId" = t.client AND r."clubId" = t.club AND r.version = t.version - 1
+    // Rows locked in id order, as every statement locking several records does: two of them never deadlock.
+    `, locked AS MATERIALIZED (SELECT r.id FROM ${table} r JOIN t ON r.id = t.id ORDER BY r.id FOR NO KEY UPDATE OF r),
+     w AS (UPDATE ${table} r SET version = t.version, "updatedAt" = now(), ${names.map((n, j) => `${n} = t.c${j}`).join(', ')}
+        FROM t WHERE r.id = t.id AND r.id IN (SELECT id FROM locked) AND r."clientId" = t.client AND r."clubId" = t.club AND r.version = t.version - 1
           AND r."modifiedDate" IS NOT DISTINCT FROM t.expected
         RETURNING r.id),
      o AS (${INSERT_EVENTS})
@@ -335,11 +351,14 @@ async function updateMany({ db, named }: Target, table: RecordTable, schema: Rec
 async function resolvePending(db: Queryable, kind: 'owner' | 'leadSource', clientId: string, providerId: string, ref: string, targetId: string): Promise<void> {
   const [target, pending, other] =
     kind === 'owner' ? ['"ownerId"', '"pendingOwnerRef"', '"pendingLeadSourceRef"'] : ['"leadSourceId"', '"pendingLeadSourceRef"', '"pendingOwnerRef"'];
+  const waiting = `"clientId" = $1 AND "pendingProviderId" = $2 AND ${pending} = $3`;
   const { rows } = await db.query<{ id: string; version: number }>(
-    `UPDATE user_record SET ${target} = $4, ${pending} = NULL,
+    // Locked in id order first, like the batched updates (see updateMany).
+    `WITH locked AS MATERIALIZED (SELECT id FROM user_record WHERE ${waiting} ORDER BY id FOR NO KEY UPDATE)
+     UPDATE user_record SET ${target} = $4, ${pending} = NULL,
        "pendingProviderId" = CASE WHEN ${other} IS NULL THEN NULL ELSE "pendingProviderId" END,
        version = version + 1, "updatedAt" = now()
-     WHERE "clientId" = $1 AND "pendingProviderId" = $2 AND ${pending} = $3
+     WHERE id IN (SELECT id FROM locked) AND ${waiting}
      RETURNING id::text AS id, version`,
     [clientId, providerId, ref, targetId],
   );

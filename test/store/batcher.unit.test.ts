@@ -3,7 +3,16 @@ import { Batcher } from '../../src/store/batcher.ts';
 import { cached } from '../../src/services/tenancy.ts';
 
 /** A batcher over a fake statement that records what each round trip carried. */
-function recording(options: { failBatchesWith?: (items: string[]) => boolean; failOne?: (item: string) => boolean; keyOf?: (item: string) => string; maxInFlight?: number; maxBatch?: number } = {}) {
+function recording(
+  options: {
+    failBatchesWith?: (items: string[]) => boolean;
+    failOne?: (item: string) => boolean;
+    keyOf?: (item: string) => string;
+    oneByOneAfter?: (error: unknown) => boolean;
+    maxInFlight?: number;
+    maxBatch?: number;
+  } = {},
+) {
   const batches: string[][] = [];
   const singles: string[] = [];
   let release: (() => void) | undefined;
@@ -21,6 +30,7 @@ function recording(options: { failBatchesWith?: (items: string[]) => boolean; fa
       return item.toUpperCase();
     },
     keyOf: options.keyOf,
+    oneByOneAfter: options.oneByOneAfter,
     maxInFlight: options.maxInFlight,
     maxBatch: options.maxBatch,
   });
@@ -52,8 +62,33 @@ describe('Batcher (group commit)', () => {
     for (const round of rounds) expect(new Set(round.map((x) => x[0])).size).toBe(round.length);
   });
 
-  it('runs the calls of a failed batch one by one, so only the bad one fails', async () => {
-    const { batcher, singles } = recording({ failBatchesWith: (items) => items.includes('bad'), failOne: (x) => x === 'bad' });
+  it('holds a call back while its key is in a batch that is out, and lets other keys pass', async () => {
+    const { batcher, batches, singles, gate, release } = recording({ keyOf: (x) => x[0] });
+    gate.hold = true;
+    const first = Promise.all(['a1', 'b1'].map((x) => batcher.run(x)));
+    await new Promise((r) => setImmediate(r));
+    const a2 = batcher.run('a2');
+    const c1 = batcher.run('c1');
+    expect(await c1).toBe('C1');
+    // c1 went out on its own while a2 waited for a1's batch.
+    expect(singles).toEqual(['c1']);
+    expect(batches).toEqual([['a1', 'b1']]);
+    gate.hold = false;
+    release();
+    expect(await first).toEqual(['A1', 'B1']);
+    expect(await a2).toBe('A2');
+    expect(singles).toEqual(['c1', 'a2']);
+  });
+
+  it('fails every call of a batch when the failure is not a row\'s (the database is gone)', async () => {
+    const { batcher, singles } = recording({ failBatchesWith: () => true, oneByOneAfter: () => false });
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((x) => batcher.run(x)));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(singles).toEqual([]);
+  });
+
+  it('runs the calls of a batch that failed for a row one by one, so only the bad one fails', async () => {
+    const { batcher, singles } = recording({ failBatchesWith: (items) => items.includes('bad'), failOne: (x) => x === 'bad', oneByOneAfter: () => true });
     const results = await Promise.allSettled(['a', 'bad', 'c'].map((x) => batcher.run(x)));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason.message).toBe('refused bad');
