@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { USER_SCHEMA } from '../../src/domain/user-record.ts';
 import { API, createTestHub, turnUpTenant, userXml, type Tenant, type TestHub } from '../support/test-hub.ts';
-import { xml } from '../support/xml.ts';
+import { errorOf, xml } from '../support/xml.ts';
 
 const prospect = { firstname: 'Gina', lastname: 'Group', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'gina@example.com' };
 
@@ -41,6 +42,33 @@ describe('group commit of saves', () => {
     expect(events.filter((e) => e.entityId !== sameId)).toHaveLength(60);
     expect(await hub.prisma.link.count({ where: { externalId: { startsWith: 'gc-' }, entityId: { in: uuids } } })).toBe(61);
   });
+
+  // PostgreSQL only: PGlite serves one session, so a second transaction holding a row lock cannot exist there.
+  it.runIf(inject('databaseKind') === 'postgres')('answers 503 to retry when another transaction holds the record too long, and other saves are not held up', async () => {
+    const uuid = xml((await post(userXml(tenant, 'gc-locked', prospect))).text).response.uuid as string;
+    const locker = new pg.Client({ connectionString: inject('databaseUrl') });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM user_record WHERE id = $1 FOR UPDATE', [uuid]);
+      const started = Date.now();
+      let stuckAt = 0;
+      const stuck = post(userXml(tenant, 'gc-locked', { ...prospect, firstname: 'Changed' })).then((r) => ((stuckAt = Date.now() - started), r));
+      const others = await Promise.all(Array.from({ length: 10 }, (_, i) => post(userXml(tenant, `gc-free-${i}`, prospect))));
+      const othersAt = Date.now() - started;
+      expect(others.map((r) => r.status)).toEqual(Array(10).fill(200));
+      const res = await stuck;
+      expect(res.status).toBe(503);
+      expect(errorOf(res.text).reason).toBe('UNAVAILABLE');
+      expect(res.headers['retry-after']).toBe('1');
+      expect(othersAt).toBeLessThan(stuckAt);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+    // Once the lock is gone, the retry goes through.
+    expect((await post(userXml(tenant, 'gc-locked', { ...prospect, firstname: 'Changed' }))).status).toBe(200);
+  }, 30_000);
 
   it('fails only the row the database refuses; the rest of its statement is written', async () => {
     const providerId = (await hub.prisma.provider.findUniqueOrThrow({ where: { code: tenant.provider } })).id;
