@@ -6,7 +6,7 @@ import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../do
 import { validate as isUuid } from 'uuid';
 import type { PrismaClient, Prisma } from '../store/generated/client.ts';
 import { findLinkedEntity, type LinkKey } from '../store/links.ts';
-import type { RecordStore, UserAsProvider } from '../store/record-store.ts';
+import type { LinkedRow, RecordStore, UserAsProvider } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { nextVersion, refuseIfStale, rejectSave, requireProviderInfo, saveWithRetries, scopeOf, type RecordScope } from './record-scope.ts';
@@ -70,12 +70,38 @@ export class UserService {
     if (problems.length) await rejectSave(this.prisma, problems, linkKey, USER_SCHEMA, save.fields);
     const references = await this.resolveReferences(principal, scope, save.leadInfo);
 
-    const outcome = await saveWithRetries(() => this.saveOnce(principal, kind, save, scope, linkKey, info.recordID, references));
+    // A user save that could create the record tries that first, without reading: the create answers
+    // with the stored record when there is one. A new record then costs one statement instead of two,
+    // an existing one the same two as reading first.
+    let known: { found: LinkedRow | undefined } | undefined =
+      kind === 'user' && validateFields(USER_SCHEMA, save.fields, true).length === 0 ? { found: undefined } : undefined;
+    const outcome = await saveWithRetries(async () => {
+      const given = known;
+      known = undefined;
+      const found = given ? given.found : await this.store.readByLink('user_record', linkKey);
+      try {
+        const round = await this.saveOnce(principal, kind, save, scope, linkKey, info.recordID, references, found);
+        if (round && 'stored' in round) {
+          // The record exists: merge with what the create read (or read it, when it committed too late to be seen).
+          known = round.stored ? { found: round.stored } : undefined;
+          return undefined;
+        }
+        return round;
+      } catch (error) {
+        // A problem found only by assuming the record is new (a trial rule of the merged values) is checked again against the stored one.
+        if (given && !given.found && error instanceof ValidationError) return undefined;
+        throw error;
+      }
+    });
     if (outcome.changed) this.onChange();
     return outcome;
   }
 
-  /** One read-merge-write round; undefined when another save won the race (read again). */
+  /**
+   * One merge-write round on the record as read (`found`); undefined when
+   * another save won the race (read again), `stored` when a create found the
+   * record exists.
+   */
   private async saveOnce(
     principal: Principal,
     kind: UserKind,
@@ -84,8 +110,8 @@ export class UserService {
     linkKey: LinkKey,
     recordID: string,
     references: Awaited<ReturnType<UserService['resolveReferences']>>,
-  ): Promise<SaveOutcome | undefined> {
-    const found = await this.store.readByLink('user_record', linkKey);
+    found: LinkedRow | undefined,
+  ): Promise<SaveOutcome | { stored: LinkedRow | undefined } | undefined> {
     const entityId = found?.entityId ?? randomUUID();
     const stored = (found?.row ?? null) as StoredUser | null;
     const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
@@ -113,7 +139,11 @@ export class UserService {
     let written: boolean;
     if (stored) written = await this.store.update('user_record', USER_SCHEMA, row, change);
     else if (kind === 'staff') written = await this.store.createAndResolve('user_record', USER_SCHEMA, linkKey, row, change, { kind: 'owner', ref: recordID });
-    else written = await this.store.create('user_record', USER_SCHEMA, linkKey, row, change);
+    else {
+      const created = await this.store.create('user_record', USER_SCHEMA, linkKey, row, change);
+      if (!created.created) return { stored: created.found };
+      written = true;
+    }
     return written ? { uuid: entityId, created: !stored, changed: true } : undefined;
   }
 

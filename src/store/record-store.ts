@@ -46,6 +46,8 @@ export interface LinkedRow {
   row: Record<string, unknown> | null;
 }
 
+export type CreateOutcome = { created: true } | { created: false; found: LinkedRow | undefined };
+
 export interface UserAsProvider {
   row: Record<string, unknown> & { id: string; clubId: string; userType: string };
   recordID: string | null;
@@ -125,9 +127,12 @@ export class RecordStore {
 
   /**
    * Creates the record, its link and its change event in one statement.
-   * False when the link appeared meanwhile (a concurrent first save): read again.
+   * When the link exists already (the record is not new, or a concurrent
+   * first save won), nothing is written and the stored record comes back
+   * instead, read in the same statement (`found`; absent when it committed
+   * too late for the statement to see it: read again).
    */
-  create(table: RecordTable, schema: RecordSchema, key: LinkKey, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
+  create(table: RecordTable, schema: RecordSchema, key: LinkKey, row: RecordWrite, change: ChangeOrigin): Promise<CreateOutcome> {
     const write = { key, row, change };
     return this.batcher(`create:${table}:${columnsOf(schema, row).join()}`, () => ({
       many: (writes: KeyedWrite[]) => createMany(this.target, table, schema, writes),
@@ -188,7 +193,7 @@ export class RecordStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const [created] = await createMany({ db: client, named: this.named }, table, schema, [{ key, row, change }]);
+      const [{ created }] = await createMany({ db: client, named: this.named }, table, schema, [{ key, row, change }]);
       if (created) await resolvePending(client, pending.kind, row.clientId, key.providerId, pending.ref, row.id);
       await client.query('COMMIT');
       return created;
@@ -291,10 +296,10 @@ const INSERT_EVENTS = `INSERT INTO outbox_event (id, "entityType", "entityId", "
 
 /**
  * New records with their links and change events, in one statement. A
- * record whose link already exists (a concurrent first save) is not
- * written: false, read again.
+ * record whose link already exists is not written; the record the link
+ * points at is read instead, as far as the statement's snapshot shows it.
  */
-async function createMany({ db, named }: Target, table: RecordTable, schema: RecordSchema, writes: KeyedWrite[]): Promise<boolean[]> {
+async function createMany({ db, named }: Target, table: RecordTable, schema: RecordSchema, writes: KeyedWrite[]): Promise<CreateOutcome[]> {
   const { names, columns, values } = writeColumns(schema, writes, [
     ...WRITE_HEAD,
     { as: 'link_type', type: '"EntityType"', of: (w) => w.key.entityType },
@@ -313,11 +318,15 @@ async function createMany({ db, named }: Target, table: RecordTable, schema: Rec
      w AS (INSERT INTO ${table} (id, "clientId", "clubId", version, "updatedAt", ${names.join(', ')})
         SELECT t.id, t.client, t.club, t.version, now(), ${own.join(', ')} FROM t JOIN l ON l."entityId" = t.id RETURNING id),
      o AS (${INSERT_EVENTS})
-     SELECT id::text AS id FROM w`,
+     SELECT t.i::int AS i, w.id IS NOT NULL AS created, x."entityId"::text AS "entityId", to_jsonb(r) AS row
+     FROM t LEFT JOIN w ON w.id = t.id
+     LEFT JOIN link x ON w.id IS NULL AND x."providerId" = t.provider AND x."entityType" = t.link_type AND x."clubId" = t.club AND x."externalId" = t.external
+     LEFT JOIN ${table} r ON r.id = x."entityId"`,
   );
-  const { rows } = await db.query<{ id: string }>({ ...statement, values });
-  const created = new Set(rows.map((r) => r.id));
-  return writes.map((w) => created.has(w.row.id));
+  const { rows } = await db.query<{ i: number; created: boolean } & LinkedRow>({ ...statement, values });
+  const outcomes: CreateOutcome[] = writes.map(() => ({ created: false, found: undefined }));
+  for (const { i, created, entityId, row } of rows) outcomes[i - 1] = created ? { created: true } : { created: false, found: entityId ? { entityId, row } : undefined };
+  return outcomes;
 }
 
 /**

@@ -87,7 +87,7 @@ describe('group commit of saves', () => {
       };
       const key = { providerId, entityType: 'USER' as const, clubId, externalId };
       return hub.store.create('user_record', USER_SCHEMA, key, row, { entityType: 'USER', originProviderId: providerId }).then(
-        (created) => ({ created, id: row.id }),
+        (outcome) => ({ created: outcome.created, id: row.id }),
         (error: Error) => ({ error }),
       );
     };
@@ -100,5 +100,18 @@ describe('group commit of saves', () => {
       expect(await hub.prisma.user.count({ where: { id: (outcome as { id: string }).id } })).toBe(1);
     }
     expect(await hub.prisma.link.count({ where: { externalId: { startsWith: 'gc-batch-' } } })).toBe(2);
+
+    // A create of a record that exists writes nothing and answers with the stored record, read in the same statement.
+    const again = await write('gc-batch-1', 'Other');
+    expect(again).toMatchObject({ created: false });
+    const stored = await hub.store.create(
+      'user_record',
+      USER_SCHEMA,
+      { providerId, entityType: 'USER', clubId, externalId: 'gc-batch-3' },
+      { id: randomUUID(), clientId: client.clientId, clubId, version: 1, values: { ...prospect, createdDate: now, modifiedDate: now }, extra: {} },
+      { entityType: 'USER', originProviderId: providerId },
+    ).catch((error: Error) => error);
+    expect(stored).toMatchObject({ created: false, found: { entityId: (outcomes[2] as { id: string }).id, row: { firstname: 'Bea', version: 1 } } });
+    expect(await hub.prisma.user.count({ where: { firstname: 'Other' } })).toBe(0);
   });
 });
