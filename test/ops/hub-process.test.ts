@@ -177,29 +177,34 @@ describe('the hub as a process', () => {
       const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: clusterToken, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
       expect((await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env)).code).toBe(0);
       const hub = await startHubProcess({ ...env, CONNECTOR_API_PROCESSES: '2' }, 'api');
-      await until(() => childrenOf(hub.child.pid!).length === 2);
-      const first = childrenOf(hub.child.pid!);
-      const post = (i: number) =>
-        fetch(`${hub.url}/connector/api/2011-11/user`, {
-          method: 'POST',
-          headers: { Authorization: `Bearer ${clusterToken}`, 'Content-Type': 'application/xml', Connection: 'close' },
-          body: userBody(provider).replace('<recordID>r1</recordID>', `<recordID>cluster-${i}</recordID>`),
-        }).then((r) => r.status);
-      expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(i)))).toEqual(Array(20).fill(200));
+      try {
+        await until(() => childrenOf(hub.child.pid!).length === 2);
+        const first = childrenOf(hub.child.pid!);
+        const post = (i: number) =>
+          fetch(`${hub.url}/connector/api/2011-11/user`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${clusterToken}`, 'Content-Type': 'application/xml', Connection: 'close' },
+            body: userBody(provider).replace('<recordID>r1</recordID>', `<recordID>cluster-${i}</recordID>`),
+          }).then((r) => r.status);
+        expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(i)))).toEqual(Array(20).fill(200));
 
-      process.kill(first[0], 'SIGKILL');
-      await until(() => {
-        const now = childrenOf(hub.child.pid!);
-        return now.length === 2 && !now.includes(first[0]);
-      });
-      await until(async () => (await fetch(`${hub.url}/ready`, { headers: { Connection: 'close' } })).status === 200);
-      expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(100 + i)))).toEqual(Array(20).fill(200));
-      expect(hub.logs.some((l) => l.includes('an API process died; starting another'))).toBe(true);
+        process.kill(first[0], 'SIGKILL');
+        await until(() => {
+          const now = childrenOf(hub.child.pid!);
+          return now.length === 2 && !now.includes(first[0]);
+        });
+        await until(async () => (await fetch(`${hub.url}/ready`, { headers: { Connection: 'close' } })).status === 200);
+        expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(100 + i)))).toEqual(Array(20).fill(200));
+        expect(hub.logs.some((l) => l.includes('an API process died; starting another'))).toBe(true);
 
-      const last = childrenOf(hub.child.pid!);
-      hub.child.kill('SIGTERM');
-      expect(await hub.exited).toBe(0);
-      expect(last.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+        const last = childrenOf(hub.child.pid!);
+        hub.child.kill('SIGTERM');
+        expect(await hub.exited).toBe(0);
+        expect(last.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+      } finally {
+        // A failed assertion must not leave the processes running: the primary and its workers.
+        for (const pid of [...childrenOf(hub.child.pid!), hub.child.pid!]) if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+      }
     },
     120_000,
   );
