@@ -32,7 +32,12 @@ export interface BenchEnv {
 export const PG_SERVER = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-export async function benchEnv(kind: 'postgres' | 'pglite', fakeOptions: ConstructorParameters<typeof FakeReferencePartner>[0] = {}): Promise<BenchEnv> {
+/** `receiverUrl`: B's connection goes there (a partner in another process) instead of to the in-process fake. */
+export async function benchEnv(
+  kind: 'postgres' | 'pglite',
+  fakeOptions: ConstructorParameters<typeof FakeReferencePartner>[0] = {},
+  receiverUrl?: string,
+): Promise<BenchEnv> {
   let databaseUrl: string;
   let dropDatabase = async () => {};
   if (kind === 'postgres') {
@@ -83,7 +88,7 @@ export async function benchEnv(kind: 'postgres' | 'pglite', fakeOptions: Constru
             clientId: 'B1',
             clubs: { main: 'B-club' },
             agreement: { direction: 'receive', ...agreement },
-            connection: { adapter: 'reference', url: fake.url, auth: { type: 'none' }, allowPrivateNetwork: true, delivery: { concurrency: 50, timeoutMs: 10_000 }, options: {} },
+            connection: { adapter: 'reference', url: receiverUrl ?? fake.url, auth: { type: 'none' }, allowPrivateNetwork: true, delivery: { concurrency: 50, timeoutMs: 10_000 }, options: {} },
           },
         ],
       },

@@ -1,14 +1,21 @@
 import { DeliveryEngine } from '../src/delivery/delivery-engine.ts';
 import { createLogger } from '../src/log.ts';
 import { benchEnv, REDIS_URL } from './bench-env.ts';
+import { startFakePartnerProcess } from './fake-partner-process.ts';
 
 /**
  * Deliveries per second from a backlog: N changed records already committed
  * with their outbox events, then a delivery engine started against them,
- * until the fake partner has every record.
+ * until the fake partner (a process of its own, like a real partner) has
+ * every record. The rate of every 5 s goes to stderr, so a slowdown as the
+ * run goes on shows.
  */
 export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'; queue: 'redis' | 'postgres'; events: number }) {
-  const env = await benchEnv(options.database);
+  const partner = await startFakePartnerProcess();
+  const env = await benchEnv(options.database, {}, partner.url).catch(async (error) => {
+    await partner.stop();
+    throw error;
+  });
   try {
     // The backlog, written as the API would have: records, A's links, outbox events.
     await env.prisma.$executeRawUnsafe(`
@@ -30,9 +37,18 @@ export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'
     });
     const deadline = Date.now() + 30 * 60_000;
     let dead = 0;
-    while (env.fake.counts.applied + dead < options.events && Date.now() < deadline) {
+    let applied = 0;
+    let last = { at: started, applied: 0 };
+    while (applied + dead < options.events && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
-      if (env.fake.counts.applied % 10 === 0) dead = await env.prisma.delivery.count({ where: { status: 'DEAD' } });
+      applied = (await partner.counts()).applied;
+      if (applied % 10 === 0) dead = await env.prisma.delivery.count({ where: { status: 'DEAD' } });
+      const now = performance.now();
+      if (now - last.at >= 5_000) {
+        const rate = ((applied - last.applied) * 1000) / (now - last.at);
+        console.error(`${((now - started) / 1000).toFixed(0).padStart(4)} s  ${String(applied).padStart(7)} delivered  ${rate.toFixed(0).padStart(5)}/s`);
+        last = { at: now, applied };
+      }
     }
     const seconds = (performance.now() - started) / 1000;
     await engine.stop();
@@ -40,6 +56,7 @@ export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'
     return { events: options.events, delivered, seconds, perSecond: delivered / seconds };
   } finally {
     await env.close();
+    await partner.stop();
   }
 }
 

@@ -50,7 +50,7 @@ export class DeliveryEngine {
     const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
     const queues = new DeliveryQueues(backend);
     const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, { intervalMs: options.defaults.relayIntervalMs, clientIds: options.clientIds });
-    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20);
+    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, !(await isPGlite(options.prisma)));
     const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.
@@ -121,4 +121,10 @@ export class DeliveryEngine {
     await this.backend.close();
     await this.store.close();
   }
+}
+
+/** PGlite (embedded, or another hub's reached through DATABASE_URL) serves all its socket connections from one session. */
+async function isPGlite(prisma: PrismaClient): Promise<boolean> {
+  const [{ version }] = await prisma.$queryRaw<{ version: string }[]>`SELECT version() AS version`;
+  return version.includes('PGlite');
 }

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { Batcher } from '../store/batcher.ts';
 
 /**
  * The delivery hot path in plain SQL on its own pool: a delivery costs two
  * round trips to the database (claim, then finish or fail) instead of a
- * dozen ORM calls. Each statement is one atomic step.
+ * dozen ORM calls. Each statement is one atomic step. Claims and finishes
+ * of concurrent jobs share a statement (group commit): one round trip, one
+ * plan and one WAL flush for a batch instead of one per delivery.
  */
 export interface ClaimedDelivery {
   id: string;
@@ -39,12 +42,32 @@ const types = {
 
 export class DeliveryStore {
   readonly pool: pg.Pool;
+  private readonly claims: Batcher<string, ClaimedDelivery | undefined>;
+  private readonly finishes: Batcher<FinishRow, boolean>;
 
-  constructor(databaseUrl: string, poolSize = 10) {
-    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types } as pg.PoolConfig);
+  /**
+   * @param named prepare each statement once per connection. Off for
+   * PGlite, whose socket connections all share one session (a second
+   * connection preparing the same name would fail).
+   */
+  constructor(databaseUrl: string, poolSize = 10, named = true) {
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types, ...(named ? { options: PLANNER_OPTIONS } : {}) } as pg.PoolConfig);
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next query opens a new one.
     this.pool.on('error', () => undefined);
+    const statement = (name: string, text: string, values: unknown[]): pg.QueryConfig => (named ? { name, text, values } : { text, values });
+    this.claims = new Batcher({
+      many: (ids) => this.claimMany(ids, statement),
+      one: async (id) => (await this.claimMany([id], statement))[0],
+      keyOf: (id) => id,
+      oneByOneAfter: isRowFault,
+    });
+    this.finishes = new Batcher({
+      many: (rows) => this.finishMany(rows, statement),
+      one: async (row) => (await this.finishMany([row], statement))[0],
+      keyOf: (row) => row.deliveryId,
+      oneByOneAfter: isRowFault,
+    });
   }
 
   /**
@@ -55,26 +78,14 @@ export class DeliveryStore {
    * per record and connection. When the record is not linked yet, the
    * statement also marks a create as attempted, before any call is made.
    */
-  async claim(deliveryId: string): Promise<ClaimedDelivery | undefined> {
-    const { rows } = await this.pool.query(
-      `WITH before AS (
-         SELECT d.id,
-                d."createAttemptedAt" IS NOT NULL
-                  OR EXISTS (SELECT 1 FROM delivery_attempt a WHERE a."deliveryId" = d.id AND a.outcome NOT IN ('DELIVERED', 'SKIPPED')) AS "createAttemptedBefore",
-                (SELECT l."externalId" FROM link l WHERE l."entityId" = d."entityId" AND l."providerId" = d."targetProviderId"
-                   AND l."entityType" = d."entityType" LIMIT 1) AS "partnerId"
-         FROM delivery d WHERE d.id = $1),
-       mark AS (
-         UPDATE delivery d SET "createAttemptedAt" = now()
-         FROM before WHERE d.id = before.id AND d."entityType" = 'USER' AND before."partnerId" IS NULL AND d."createAttemptedAt" IS NULL)
-       SELECT d.id, d."entityType"::text AS "entityType", d."entityId"::text AS "entityId", d."targetProviderId"::text AS "targetProviderId",
-              d."wantedVersion", d."deliveredVersion", d.status::text AS status,
-              before."createAttemptedBefore", before."partnerId", to_jsonb(u) AS "user"
-       FROM delivery d JOIN before ON before.id = d.id
-       LEFT JOIN user_record u ON u.id = d."entityId" AND d."entityType" IN ('USER', 'STAFF')`,
-      [deliveryId],
-    );
-    return rows[0];
+  claim(deliveryId: string): Promise<ClaimedDelivery | undefined> {
+    return this.claims.run(deliveryId);
+  }
+
+  private async claimMany(ids: string[], statement: Statement): Promise<(ClaimedDelivery | undefined)[]> {
+    const { rows } = await this.pool.query<ClaimedDelivery>(statement('delivery-claim', CLAIM, [ids]));
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id));
   }
 
   /**
@@ -89,27 +100,38 @@ export class DeliveryStore {
     note: string | null,
     newLink: { clubId: string; externalId: string } | undefined,
   ): Promise<{ stillPending: boolean }> {
-    const { rows } = await this.pool.query(
-      `WITH d AS (
-         UPDATE delivery SET "deliveredVersion" = GREATEST("deliveredVersion", $2),
-           status = CASE WHEN "wantedVersion" > GREATEST("deliveredVersion", $2) THEN 'PENDING'::"DeliveryStatus" ELSE $3::text::"DeliveryStatus" END,
-           "lastError" = $4, "updatedAt" = now()
-         WHERE id = $1 RETURNING status = 'PENDING' AS "stillPending"),
-       a AS (
-         INSERT INTO delivery_attempt (id, "deliveryId", version, "idempotencyKey", "startedAt", "durationMs", outcome, calls, "httpStatus", error)
-         VALUES ($5, $1, $2, $6, $7, $8, $3::text::"AttemptOutcome", $9, $10, NULL)),
-       l AS (
-         INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
-         SELECT $11::uuid, $12::text::"EntityType", $13::uuid, $14::uuid, $15::uuid, $16::text WHERE $16::text IS NOT NULL
-         ON CONFLICT ("providerId", "entityType", "clubId", "externalId") DO NOTHING)
-       SELECT "stillPending" FROM d`,
-      [
-        claimed.id, attempt.version, attempt.outcome, note, randomUUID(), attempt.idempotencyKey, attempt.startedAt,
-        Date.now() - attempt.startedAt.getTime(), attempt.calls, attempt.httpStatus,
-        randomUUID(), claimed.entityType, claimed.entityId, claimed.targetProviderId, newLink?.clubId ?? null, newLink?.externalId ?? null,
-      ],
+    const stillPending = await this.finishes.run({
+      deliveryId: claimed.id,
+      version: attempt.version,
+      outcome: attempt.outcome,
+      note,
+      attemptId: randomUUID(),
+      idempotencyKey: attempt.idempotencyKey,
+      startedAt: attempt.startedAt,
+      durationMs: Date.now() - attempt.startedAt.getTime(),
+      calls: attempt.calls,
+      httpStatus: attempt.httpStatus,
+      linkId: randomUUID(),
+      entityType: claimed.entityType,
+      entityId: claimed.entityId,
+      providerId: claimed.targetProviderId,
+      clubId: newLink?.clubId ?? null,
+      externalId: newLink?.externalId ?? null,
+    });
+    return { stillPending };
+  }
+
+  private async finishMany(rows: FinishRow[], statement: Statement): Promise<boolean[]> {
+    const column = <K extends keyof FinishRow>(key: K) => rows.map((row) => row[key]);
+    const { rows: answers } = await this.pool.query<{ id: string; stillPending: boolean }>(
+      statement('delivery-finish', FINISH, [
+        column('deliveryId'), column('version'), column('outcome'), column('note'), column('attemptId'), column('idempotencyKey'),
+        column('startedAt'), column('durationMs'), column('calls'), column('httpStatus'), column('linkId'), column('entityType'),
+        column('entityId'), column('providerId'), column('clubId'), column('externalId'),
+      ]),
     );
-    return { stillPending: rows[0]?.stillPending === true };
+    const byId = new Map(answers.map((a) => [a.id, a.stillPending]));
+    return rows.map((row) => byId.get(row.deliveryId) === true);
   }
 
   /** Records a failed attempt; DEAD also dead-letters the delivery with the reason. */
@@ -132,3 +154,88 @@ export class DeliveryStore {
     await this.pool.end();
   }
 }
+
+type Statement = (name: string, text: string, values: unknown[]) => pg.QueryConfig;
+
+/**
+ * A batch statement refused because of its rows (bad data, a constraint, a
+ * deadlock with the relay's upsert of the same deliveries): worth running its
+ * calls one by one. Anything else (connection, pool) is every call's answer.
+ * Two batches never hold the same delivery: one job per delivery, and the
+ * batcher keeps a key out of a batch while another has it.
+ */
+function isRowFault(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^(22|23|40)...$|^55P03$/.test(code);
+}
+
+/**
+ * Session settings of the pool's connections (PostgreSQL only: PGlite
+ * serves every connection from one session). Each statement here
+ * reaches its rows by key, a batch at a time, and is prepared once per
+ * connection. A plan is made once, often when the tables are still small or
+ * not yet analyzed (a new database, a burst of changes), and then kept for
+ * the connection's life: with those estimates PostgreSQL picks sequential
+ * scans of delivery and delivery_attempt, whose cost then grows with every
+ * delivery made. Without sequential scans (and with one plan for every
+ * batch size, instead of planning each execution afresh) the plan is the
+ * keyed one, whatever the statistics say.
+ */
+const PLANNER_OPTIONS = '-c enable_seqscan=off -c plan_cache_mode=force_generic_plan';
+
+/** One finished delivery as the batched finish takes it. */
+interface FinishRow {
+  deliveryId: string;
+  version: number;
+  outcome: 'DELIVERED' | 'SKIPPED';
+  note: string | null;
+  attemptId: string;
+  idempotencyKey: string;
+  startedAt: Date;
+  durationMs: number;
+  calls: string;
+  httpStatus: number | null;
+  linkId: string;
+  entityType: string;
+  entityId: string;
+  providerId: string;
+  clubId: string | null;
+  externalId: string | null;
+}
+
+// The claim of a batch of deliveries ($1: their IDs); see DeliveryStore.claim.
+const CLAIM = `WITH before AS (
+     SELECT d.id,
+            d."createAttemptedAt" IS NOT NULL
+              OR EXISTS (SELECT 1 FROM delivery_attempt a WHERE a."deliveryId" = d.id AND a.outcome NOT IN ('DELIVERED', 'SKIPPED')) AS "createAttemptedBefore",
+            (SELECT l."externalId" FROM link l WHERE l."entityId" = d."entityId" AND l."providerId" = d."targetProviderId"
+               AND l."entityType" = d."entityType" LIMIT 1) AS "partnerId"
+     FROM delivery d WHERE d.id = ANY($1::uuid[])),
+   mark AS (
+     UPDATE delivery d SET "createAttemptedAt" = now()
+     FROM before WHERE d.id = before.id AND d."entityType" = 'USER' AND before."partnerId" IS NULL AND d."createAttemptedAt" IS NULL)
+   SELECT d.id::text AS id, d."entityType"::text AS "entityType", d."entityId"::text AS "entityId", d."targetProviderId"::text AS "targetProviderId",
+          d."wantedVersion", d."deliveredVersion", d.status::text AS status,
+          before."createAttemptedBefore", before."partnerId", to_jsonb(u) AS "user"
+   FROM delivery d JOIN before ON before.id = d.id
+   LEFT JOIN user_record u ON u.id = d."entityId" AND d."entityType" IN ('USER', 'STAFF')`;
+
+// The finish of a batch of deliveries, one array per FinishRow field; see DeliveryStore.finish.
+const FINISH = `WITH t AS (
+     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::timestamptz[], $8::int[], $9::text[], $10::int[],
+                          $11::uuid[], $12::text[], $13::uuid[], $14::uuid[], $15::uuid[], $16::text[])
+       AS t("deliveryId", version, outcome, note, "attemptId", "idempotencyKey", "startedAt", "durationMs", calls, "httpStatus",
+            "linkId", "entityType", "entityId", "providerId", "clubId", "externalId")),
+   d AS (
+     UPDATE delivery SET "deliveredVersion" = GREATEST("deliveredVersion", t.version),
+       status = CASE WHEN "wantedVersion" > GREATEST("deliveredVersion", t.version) THEN 'PENDING'::"DeliveryStatus" ELSE t.outcome::"DeliveryStatus" END,
+       "lastError" = t.note, "updatedAt" = now()
+     FROM t WHERE delivery.id = t."deliveryId" RETURNING delivery.id, delivery.status = 'PENDING' AS "stillPending"),
+   a AS (
+     INSERT INTO delivery_attempt (id, "deliveryId", version, "idempotencyKey", "startedAt", "durationMs", outcome, calls, "httpStatus", error)
+     SELECT "attemptId", "deliveryId", version, "idempotencyKey", "startedAt", "durationMs", outcome::"AttemptOutcome", calls, "httpStatus", NULL FROM t),
+   l AS (
+     INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
+     SELECT "linkId", "entityType"::"EntityType", "entityId", "providerId", "clubId", "externalId" FROM t WHERE "externalId" IS NOT NULL
+     ON CONFLICT ("providerId", "entityType", "clubId", "externalId") DO NOTHING)
+   SELECT id::text AS id, "stillPending" FROM d`;

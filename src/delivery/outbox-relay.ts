@@ -12,6 +12,8 @@ interface EventRow {
   clientId: string;
   version: number;
   originProviderId: string | null;
+  /** Users only: the record's type (a receiver's agreement may not include it). */
+  userType: string | null;
 }
 
 interface PendingRow {
@@ -96,21 +98,24 @@ export class OutboxRelay {
     const receivers = await this.connections.all();
     const { events, pending } = await this.prisma.$transaction(
       async (tx) => {
+        // Every statement below reaches its rows by key, and the event read should walk the
+        // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind
+        // a burst of events: the planner then expects a handful of unrelayed rows and picks a
+        // bitmap scan that reads and sorts every unrelayed event, and sequential scans to
+        // update events by ID, for every batch (a 100,000-event backlog costs quadratically).
+        await tx.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`;
         const events = await tx.$queryRaw<EventRow[]>`
-          SELECT id::text AS id, "entityType"::text AS "entityType", "entityId"::text AS "entityId", "clientId"::text AS "clientId",
-                 version, "originProviderId"::text AS "originProviderId"
-          FROM outbox_event WHERE "relayedAt" IS NULL ${this.clientFilter('"clientId"')}
-          ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
+          SELECT e.id::text AS id, e."entityType"::text AS "entityType", e."entityId"::text AS "entityId", e."clientId"::text AS "clientId",
+                 e.version, e."originProviderId"::text AS "originProviderId",
+                 CASE WHEN e."entityType" = 'USER' THEN (SELECT u."userType"::text FROM user_record u WHERE u.id = e."entityId") END AS "userType"
+          FROM outbox_event e WHERE e."relayedAt" IS NULL ${this.clientFilter('e."clientId"')}
+          ORDER BY e.seq LIMIT ${batchSize} FOR UPDATE OF e SKIP LOCKED`;
         if (events.length === 0) return { events, pending: [] as PendingRow[] };
-        const userIds = events.filter((e) => e.entityType === 'USER').map((e) => e.entityId);
-        const userTypes = new Map(
-          (await tx.user.findMany({ where: { id: { in: userIds } }, select: { id: true, userType: true } })).map((u) => [u.id, u.userType as string]),
-        );
         // Newest wanted version per (record, connection): a batch may hold several versions of one record.
         const wanted = new Map<string, { entityType: string; entityId: string; clientId: string; providerClientId: string; providerId: string; version: number }>();
         for (const event of events) {
           for (const target of receivers.filter((r) => r.clientId === event.clientId)) {
-            const change = { entityType: event.entityType, originProviderId: event.originProviderId, userType: userTypes.get(event.entityId) };
+            const change = { entityType: event.entityType, originProviderId: event.originProviderId, userType: event.userType ?? undefined };
             if (!wantsChange({ providerId: target.providerId, agreement: target.agreement, capabilities: target.adapter.capabilities }, change)) continue;
             const key = `${event.entityId}/${target.providerClientId}`;
             const before = wanted.get(key);
@@ -157,13 +162,14 @@ export class OutboxRelay {
   async reconcile(olderThanMs: number): Promise<number> {
     // Only connections whose queue holds fewer jobs than they have pending deliveries lost
     // something; a long but intact backlog is left alone instead of being re-added every time.
-    const counts = await this.prisma.$queryRaw<{ providerClientId: string; pending: number }[]>`
-      SELECT "providerClientId"::text AS "providerClientId", count(*)::int AS pending
-      FROM delivery WHERE status = 'PENDING' ${this.clientFilter('"clientId"')} GROUP BY "providerClientId"`;
+    const candidates = await this.prisma.$queryRaw<{ providerClientId: string }[]>`
+      SELECT DISTINCT "providerClientId"::text AS "providerClientId"
+      FROM delivery WHERE status = 'PENDING' ${this.clientFilter('"clientId"')}`;
+    // A relay batch between its commit and its queue add has pending deliveries without jobs.
+    await this.running;
     let total = 0;
-    for (const { providerClientId, pending: count } of counts) {
-      const jobs = await this.queues.queue(providerClientId).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-      if (Object.values(jobs).reduce((a, b) => a + b, 0) >= count) continue;
+    for (const { providerClientId } of candidates) {
+      if (!(await this.lostJobs(providerClientId))) continue;
       const pending = await this.prisma.$queryRaw<PendingRow[]>`
         SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
         FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid
@@ -172,6 +178,21 @@ export class OutboxRelay {
       total += pending.length;
     }
     return total;
+  }
+
+  /**
+   * Whether the connection's queue holds fewer jobs than it has pending
+   * deliveries. Jobs are counted first: a delivery that finishes meanwhile
+   * leaves PENDING before its job leaves the queue, so the two counts only
+   * disagree this way when jobs were lost. (The other order saw every
+   * delivery finishing between the two reads as a lost job, and re-added a
+   * whole backlog on every reconcile.)
+   */
+  private async lostJobs(providerClientId: string): Promise<boolean> {
+    const jobs = await this.queues.queue(providerClientId).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    const [{ pending }] = await this.prisma.$queryRaw<{ pending: number }[]>`
+      SELECT count(*)::int AS pending FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid`;
+    return Object.values(jobs).reduce((a, b) => a + b, 0) < pending;
   }
 
   /** Puts these deliveries (if pending) back on their queues now: an operator's replay. */
