@@ -57,6 +57,8 @@ export class SignedPartnerHttp implements PartnerHttp {
       record(undefined);
       const timedOut = (error as Error).name === 'TimeoutError';
       const code = (error as { code?: string }).code;
+      // Too large an answer comes back the same every time: no retry, and say so.
+      if ((error as Error).name === 'AnswerTooLarge') throw new PartnerError(`${request.operation}: ${(error as Error).message}`, { retryable: false, cause: error });
       throw new PartnerError(
         timedOut ? `${request.operation}: no answer within ${this.timeoutMs} ms` : `${request.operation}: cannot reach ${url.host} (${code ?? (error as Error).message})`,
         { retryable: true, cause: error },
@@ -91,7 +93,13 @@ export function partnerAgent(conn: { settings: { concurrency: number } }): Partn
   return { ...agents, destroy: () => (agents.http.destroy(), agents.https.destroy()) };
 }
 
-const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+/**
+ * The largest partner answer read. Staff and lead-source lists are the
+ * large ones: 50,000 staff with their fields are ~4 MB, so this leaves room
+ * for a big club chain while a partner answering without end still cannot
+ * exhaust the worker's memory.
+ */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /**
  * A kept-alive socket the partner closed while idle fails on reuse with
@@ -140,8 +148,11 @@ function exchangeOnce(
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        // A partner answering without end must not exhaust the worker's memory.
-        if (size > MAX_ANSWER_BYTES) req.destroy(new Error('answer larger than 8 MiB'));
+        if (size > MAX_ANSWER_BYTES) {
+          const error = new Error(`the partner's answer is larger than ${MAX_ANSWER_BYTES / 2 ** 20} MiB; the hub reads no more`);
+          error.name = 'AnswerTooLarge';
+          req.destroy(error);
+        }
         else chunks.push(chunk);
       });
       res.on('error', (error) => {

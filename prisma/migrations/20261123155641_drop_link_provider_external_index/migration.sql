@@ -1,0 +1,2 @@
+-- DropIndex
+DROP INDEX "link_providerId_entityType_externalId_idx";
