@@ -178,7 +178,9 @@ describe('the hub as a process', () => {
       expect((await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env)).code).toBe(0);
       const hub = await startHubProcess({ ...env, CONNECTOR_API_PROCESSES: '2' }, 'api');
       try {
-        await until(() => childrenOf(hub.child.pid!).length === 2);
+        // Both listening before one is killed: with PORT=0 the port lives as long as one process listens on it.
+        const listening = () => hub.logs.filter((l) => l.includes('Connector API listening')).length;
+        await until(() => listening() === 2);
         const first = childrenOf(hub.child.pid!);
         const post = (i: number) =>
           fetch(`${hub.url}/connector/api/2011-11/user`, {
@@ -191,7 +193,7 @@ describe('the hub as a process', () => {
         process.kill(first[0], 'SIGKILL');
         await until(() => {
           const now = childrenOf(hub.child.pid!);
-          return now.length === 2 && !now.includes(first[0]);
+          return now.length === 2 && !now.includes(first[0]) && listening() === 3;
         });
         await until(async () => (await fetch(`${hub.url}/ready`, { headers: { Connection: 'close' } })).status === 200);
         expect(await Promise.all(Array.from({ length: 20 }, (_, i) => post(100 + i)))).toEqual(Array(20).fill(200));
