@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { benchEnv, type BenchEnv } from './bench-env.ts';
-import { load, startIngestHub, type LoadResult } from './ingest.ts';
+import { load, loadResultOf, startIngestHub, type LoadResult } from './ingest.ts';
 
 /**
  * Cost stays flat as data grows: the hub's API on a database already
@@ -112,13 +112,7 @@ async function getLoad(url: string, token: string, users: number, seconds: numbe
       },
     ],
   });
-  return {
-    requestsPerSecond: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
-  };
+  return loadResultOf(result);
 }
 
 /**

@@ -37,6 +37,11 @@ export async function load(url: string, token: string | undefined, options: { se
     duration: options.seconds,
     overallRate: options.rate,
   });
+  return loadResultOf(result);
+}
+
+/** The figures of an autocannon run that the benchmarks report. */
+export function loadResultOf(result: autocannon.Result): LoadResult {
   return {
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,

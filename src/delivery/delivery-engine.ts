@@ -2,6 +2,7 @@ import type { DeliveryDefaults } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { SecretBox } from '../security/secret-box.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
+import { servesOneSession } from '../store/sql-sessions.ts';
 import { ConnectionRegistry } from './connections.ts';
 import { DeliveryQueues, queueNameOf } from './delivery-queues.ts';
 import { DeliveryStore } from './delivery-store.ts';
@@ -50,7 +51,7 @@ export class DeliveryEngine {
     const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
     const queues = new DeliveryQueues(backend);
     const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, { intervalMs: options.defaults.relayIntervalMs, clientIds: options.clientIds });
-    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, !(await isPGlite(options.prisma)));
+    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, !(await servesOneSession(options.prisma)));
     const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.
@@ -123,8 +124,3 @@ export class DeliveryEngine {
   }
 }
 
-/** PGlite (embedded, or another hub's reached through DATABASE_URL) serves all its socket connections from one session. */
-async function isPGlite(prisma: PrismaClient): Promise<boolean> {
-  const [{ version }] = await prisma.$queryRaw<{ version: string }[]>`SELECT version() AS version`;
-  return version.includes('PGlite');
-}

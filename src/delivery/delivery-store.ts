@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
+import { isRowFault } from '../store/sql-sessions.ts';
 
 /**
  * The delivery hot path in plain SQL on its own pool: a delivery costs two
@@ -56,6 +57,8 @@ export class DeliveryStore {
     // the next query opens a new one.
     this.pool.on('error', () => undefined);
     const statement = (name: string, text: string, values: unknown[]): pg.QueryConfig => (named ? { name, text, values } : { text, values });
+    // Two batches never hold the same delivery (one job per delivery, and a key stays out of a batch
+    // while another has it); a deadlock with the relay's upsert of the same deliveries is a row fault.
     this.claims = new Batcher({
       many: (ids) => this.claimMany(ids, statement),
       one: async (id) => (await this.claimMany([id], statement))[0],
@@ -156,18 +159,6 @@ export class DeliveryStore {
 }
 
 type Statement = (name: string, text: string, values: unknown[]) => pg.QueryConfig;
-
-/**
- * A batch statement refused because of its rows (bad data, a constraint, a
- * deadlock with the relay's upsert of the same deliveries): worth running its
- * calls one by one. Anything else (connection, pool) is every call's answer.
- * Two batches never hold the same delivery: one job per delivery, and the
- * batcher keeps a key out of a batch while another has it.
- */
-function isRowFault(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && /^(22|23|40)...$|^55P03$/.test(code);
-}
 
 /**
  * Session settings of the pool's connections (PostgreSQL only: PGlite

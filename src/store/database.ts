@@ -4,6 +4,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgre
 import { PrismaClient } from './generated/client.ts';
 import { applyMigrations } from './migrations.ts';
 import { RecordStore } from './record-store.ts';
+import { servesOneSession } from './sql-sessions.ts';
 
 export { PrismaClient };
 export type Db = PrismaClient;
@@ -37,10 +38,7 @@ export async function openDatabase(
     if (options.migrate !== false) await applyMigrations(url);
     const prisma = createPrisma(url, config.databasePoolSize);
     await prisma.$connect();
-    // PGlite (embedded, or another hub's reached through DATABASE_URL) serves all its socket
-    // connections from one session, where statements prepared under a name would collide.
-    const [{ version }] = await prisma.$queryRaw<{ version: string }[]>`SELECT version() AS version`;
-    const store = RecordStore.open(url, config.databasePoolSize, { named: !version.includes('PGlite') });
+    const store = RecordStore.open(url, config.databasePoolSize, { named: !(await servesOneSession(prisma)) });
     return {
       prisma,
       store,

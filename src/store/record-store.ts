@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
+import { isRowFault } from './sql-sessions.ts';
 import type { LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 
@@ -229,16 +230,6 @@ function columnsOf(schema: RecordSchema, row: RecordWrite): string[] {
 
 function valueOf(schema: RecordSchema, row: RecordWrite, name: string): unknown {
   return schema.fields.some((f) => f.name === name) ? (row.values[name] ?? null) : row.extra[name];
-}
-
-/**
- * A batch statement refused because of its rows (bad data, a constraint,
- * a lock wait or deadlock with another transaction): worth running its
- * saves one by one. Anything else (connection, pool) is every save's answer.
- */
-function isRowFault(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && /^(22|23|40)...$|^55P03$/.test(code);
 }
 
 const linkKeyText = (k: LinkKey) => `${k.providerId}/${k.entityType}/${k.clubId}/${k.externalId}`;
