@@ -118,12 +118,19 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
   const server = http.createServer(app);
   // Partners keep connections alive; the keep-alive timeout must outlast typical load balancers.
   server.keepAliveTimeout = 65_000;
-  // Requests still being answered: shutdown waits for them before it closes the database.
+  // Requests still being answered: shutdown waits for them before it closes the database. A
+  // request counts until its handler writes the answer, not until its socket closes: a client
+  // that gives up mid-request leaves a save running, and that save must still reach the database.
   let inFlight = 0;
   server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     inFlight += 1;
     if (draining) res.setHeader('Connection', 'close');
-    res.once('close', () => (inFlight -= 1));
+    const end = res.end;
+    res.end = function (this: http.ServerResponse, ...args: unknown[]) {
+      res.end = end;
+      inFlight -= 1;
+      return (end as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+    } as typeof res.end;
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

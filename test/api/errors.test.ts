@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REASONS } from '../../src/errors/catalogue.ts';
 import { createPrisma } from '../../src/store/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
 import { API, createTestHub, turnUpTenant, userXml, type Tenant, type TestHub } from '../support/test-hub.ts';
+import { freshDatabase } from '../support/fresh-database.ts';
 import { errorOf, xml } from '../support/xml.ts';
 
 const run = promisify(execFile);
@@ -189,22 +189,11 @@ describe('DATABASE', () => {
         rmSync(dir, { recursive: true, force: true });
       };
     } else {
-      const server = new URL(inject('databaseUrl'));
-      server.pathname = '/postgres';
-      const name = `connector_empty_${process.pid}_${randomBytes(3).toString('hex')}`;
-      const admin = new pg.Client({ connectionString: server.toString() });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name}`);
-      await admin.end();
-      const url = new URL(server);
-      url.pathname = `/${name}`;
-      broken = createTestHub({ databaseUrl: url.toString() });
+      const empty = await freshDatabase(inject('databaseUrl'), `connector_empty_${process.pid}`, { migrate: false });
+      broken = createTestHub({ databaseUrl: empty.url });
       cleanup = async () => {
         await broken.close();
-        const client = new pg.Client({ connectionString: server.toString() });
-        await client.connect();
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await client.end();
+        await empty.drop();
       };
     }
   });

@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FakeReferencePartner } from '../../adapters/reference/fake.ts';
@@ -11,11 +10,11 @@ import { createLogger } from '../../src/log.ts';
 import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
 import { createPrisma, type PrismaClient } from '../../src/store/database.ts';
-import { applyMigrations } from '../../src/store/migrations.ts';
 import { RecordStore } from '../../src/store/record-store.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
 import { API, userXml } from '../support/test-hub.ts';
 import { eventually } from '../support/delivery-rig.ts';
+import { freshDatabase, type FreshDatabase } from '../support/fresh-database.ts';
 import { startHubProcess, type HubProcess } from '../support/hub-process.ts';
 import { xml } from '../support/xml.ts';
 
@@ -55,7 +54,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
 }
 
 describe.runIf(run)('deliveries survive crashes', () => {
-  let dbName: string;
+  let database: FreshDatabase;
   let dbUrl: string;
   let prisma: PrismaClient;
   let store: RecordStore;
@@ -69,15 +68,8 @@ describe.runIf(run)('deliveries survive crashes', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    const server = new URL(inject('databaseUrl'));
-    dbName = `connector_crash_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: inject('databaseUrl') });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    await admin.end();
-    server.pathname = `/${dbName}`;
-    dbUrl = server.toString();
-    await applyMigrations(dbUrl);
+    database = await freshDatabase(inject('databaseUrl'), 'connector_crash');
+    dbUrl = database.url;
     prisma = createPrisma(dbUrl, 8);
     redisPort = await freePort();
     redis = await startRedis(redisPort);
@@ -126,10 +118,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
     await fake?.stop();
     await prisma?.$disconnect();
     await store?.close();
-    const admin = new pg.Client({ connectionString: inject('databaseUrl') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await database?.drop();
   });
 
   it('after a SIGKILL of the worker and a Redis restart, the partner holds every record latest version, applied exactly once and in order', async () => {

@@ -2,8 +2,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { generateKey } from '../../src/security/secret-box.ts';
+import { freshDatabase } from '../support/fresh-database.ts';
 import { runCli, startHubProcess } from '../support/hub-process.ts';
 
 const dirs: string[] = [];
@@ -167,6 +169,55 @@ describe('the hub as a process', () => {
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
     expect(await hub.exited).toBe(0);
   }, 120_000);
+
+  // PostgreSQL only: the test holds a lock from a session of its own, and PGlite serves one session.
+  it.runIf(inject('databaseKind') === 'postgres')(
+    'on SIGTERM finishes a save whose client gave up mid-request before it closes the database',
+    async () => {
+      // A database of its own: the test locks a whole table, which must not stall the other tests.
+      const database = await freshDatabase(inject('databaseUrl'), 'connector_abandon');
+      const dataDir = tempDir();
+      const provider = `OPS_${randomBytes(3).toString('hex').toUpperCase()}`;
+      const abandonToken = randomBytes(24).toString('hex');
+      const env = { DATABASE_URL: database.url, CONNECTOR_DATA_DIR: dataDir, OPS_TOKEN: abandonToken, CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
+      const db = new pg.Client({ connectionString: database.url });
+      let hub: Awaited<ReturnType<typeof startHubProcess>> | undefined;
+      try {
+        expect((await runCli(['turnup', 'apply', turnupFile(dataDir, provider)], env)).code).toBe(0);
+        hub = await startHubProcess(env, 'api');
+        const post = (firstname: string, signal?: AbortSignal) =>
+          fetch(`${hub!.url}/connector/api/2011-11/user`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${abandonToken}`, 'Content-Type': 'application/xml' },
+            body: userBody(provider).replace('Pete', firstname),
+            signal,
+          });
+        expect((await post('Pete')).status).toBe(200);
+        await db.connect();
+        // The save's first write waits behind the test's lock; its second is issued only once the lock is gone.
+        await db.query('BEGIN');
+        await db.query('LOCK TABLE user_record IN EXCLUSIVE MODE');
+        const client = new AbortController();
+        const abandoned = post('Peter', client.signal).catch(() => 'gave up');
+        await until(async () => (await db.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))')).rows[0].n > 0);
+        client.abort();
+        expect(await abandoned).toBe('gave up');
+        await new Promise((r) => setTimeout(r, 200));
+        hub.child.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 300));
+        await db.query('COMMIT');
+        expect(await hub.exited).toBe(0);
+        const stored = await db.query('SELECT firstname FROM user_record');
+        expect(stored.rows).toEqual([{ firstname: 'Peter' }]);
+        expect(hub.logs.filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
+      } finally {
+        await db.end().catch(() => {});
+        if (hub && hub.child.exitCode === null) hub.child.kill('SIGKILL');
+        await database.drop();
+      }
+    },
+    120_000,
+  );
 
   it.runIf(inject('databaseKind') === 'postgres')(
     'runs the API in CONNECTOR_API_PROCESSES processes on one port, replaces one that dies, and stops them all on SIGTERM',
