@@ -13,6 +13,16 @@ describe('XML documents', () => {
     expect(parseXml('<a><b>Smith &amp; Sons &lt;3 &#233;&#x41;</b></a>')).toEqual({ a: { b: 'Smith & Sons <3 éA' } });
   });
 
+  it('decodes each reference once, and the common HTML names', () => {
+    expect(parseXml('<a><b>&amp;#233; &amp;amp; &copy; &euro;</b></a>')).toEqual({ a: { b: '&#233; &amp; © €' } });
+  });
+
+  it('reads every document by its own XML version: a 1.1 declaration does not carry over to the next body', () => {
+    // XML 1.0 has no place for the control character U+0001, so its reference is dropped; 1.1 allows it.
+    expect(parseXml('<?xml version="1.1"?><a><b>x&#x1;y</b></a>')).toEqual({ a: { b: 'x\u0001y' } });
+    expect(parseXml('<a><b>x&#x1;y</b></a>')).toEqual({ a: { b: 'xy' } });
+  });
+
   it('accepts the seed sample closing tag with spaces', () => {
     expect(parseXml('<user><providerInfo><recordID>1</recordID></ providerInfo ></user>')).toEqual({ user: { providerInfo: { recordID: '1' } } });
   });
