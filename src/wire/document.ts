@@ -44,10 +44,11 @@ const parser = new XMLParser({
   ignorePiTags: true,
   parseTagValue: false,
   trimValues: true,
-  // Every element as a list, so a repeated element is seen and refused
-  // instead of one copy silently winning.
-  isArray: () => true,
-  // The callbacks above take no path, so the parser need not build path strings for them.
+  // Elements in document order, each with its list of children: a repeated
+  // element is seen and refused instead of one copy silently winning, and
+  // the document is read straight from the parser's own tree.
+  preserveOrder: true,
+  // No callback takes a path, so the parser need not build path strings.
   jPath: false,
   maxNestedTags: MAX_DEPTH,
   processEntities: { enabled: true, maxTotalExpansions: 10000, maxExpandedLength: 1_000_000 },
@@ -74,9 +75,9 @@ export function parseXml(text: string): WireDocument {
       : valid.err.msg;
     throw malformed(`The body is not well-formed XML: ${what} (line ${valid.err.line}, column ${valid.err.col})`);
   }
-  let raw: Record<string, unknown>;
+  let nodes: OrderedNode[];
   try {
-    raw = parser.parse(normalised) as Record<string, unknown>;
+    nodes = parser.parse(normalised) as OrderedNode[];
   } catch (error) {
     const message = (error as Error).message;
     if (/nest/i.test(message)) throw malformed(`XML elements may nest at most ${MAX_DEPTH} levels deep`, message);
@@ -84,24 +85,48 @@ export function parseXml(text: string): WireDocument {
     if (reserved) throw malformed(`The element name <${reserved[1]}> is not allowed`, message);
     throw malformed('The body is not well-formed XML', message);
   }
-  return toDocument(raw, '');
+  return toDocument(nodes, '');
 }
 
-function toDocument(node: Record<string, unknown>, path: string): WireDocument {
+/** The parser's ordered tree: each node is one element name with its children, or `#text`. */
+type OrderedNode = { [name: string]: OrderedNode[] | string };
+
+const TEXT = '#text';
+
+/** The name of an ordered node: its one key besides the attributes (`:@`, ignored). */
+function nameOf(node: OrderedNode): string {
+  for (const key in node) if (key !== ':@') return key;
+  return '';
+}
+
+function toDocument(nodes: OrderedNode[], path: string): WireDocument {
   const doc: WireDocument = Object.create(null);
-  for (const [name, value] of Object.entries(node)) {
-    if (name === '#text') {
+  for (const node of nodes) {
+    const name = nameOf(node);
+    if (name === TEXT) {
       throw malformed(`<${path || 'document'}> mixes text with elements; put the text inside an element`);
     }
-    const list = value as unknown[];
     const where = path ? `${path}/${name}` : name;
-    if (list.length > 1) throw malformed(`<${where}> appears ${list.length} times; it may appear once`);
-    const item = list[0];
-    if (typeof item === 'string') doc[name] = item === '' ? null : item;
-    else if (item === undefined || item === null) doc[name] = null;
-    else doc[name] = toDocument(item as Record<string, unknown>, where);
+    if (name in doc) {
+      const times = nodes.filter((n) => nameOf(n) === name).length;
+      throw malformed(`<${where}> appears ${times} times; it may appear once`);
+    }
+    doc[name] = valueOf(node[name] as OrderedNode[], where);
   }
   return doc;
+}
+
+/** An element's children as a field: its text, null when empty (a clear), or the elements it holds. */
+function valueOf(children: OrderedNode[], where: string): string | null | WireDocument {
+  if (children.length === 0) return null;
+  if (children.every((child) => nameOf(child) === TEXT)) {
+    const text = children.map((child) => child[TEXT] as string).join('');
+    return text === '' ? null : text;
+  }
+  if (children.some((child) => nameOf(child) === TEXT)) {
+    throw malformed(`<${where}> mixes text with elements; put the text inside an element`);
+  }
+  return toDocument(children, where);
 }
 
 /** Parses a JSON body into the same WireDocument shape as XML. */
