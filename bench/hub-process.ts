@@ -33,7 +33,7 @@ export async function startHubChild(env: Record<string, string>, options: { comm
           clearTimeout(timer);
           resolve(`http://127.0.0.1:${JSON.parse(line).port}`);
         }
-        if (/"level":(50|60)/.test(line) || line.startsWith("PROBE")) process.stderr.write(`hub: ${line}\n`);
+        if (/"level":(50|60)/.test(line)) process.stderr.write(`hub: ${line}\n`);
       }
     };
     child.stdout!.on('data', onData);
