@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
@@ -38,6 +39,73 @@ export async function load(url: string, token: string | undefined, options: { se
     overallRate: options.rate,
   });
   return loadResultOf(result);
+}
+
+/**
+ * Records at a steady rate, evenly paced: request i is due at start + i/rate
+ * whatever became of the earlier ones (open loop), over at most `connections`
+ * keep-alive connections, and its latency is counted from when it was due, so
+ * time spent waiting for a free connection counts too. autocannon's rate mode
+ * is not used for this: each of its connections sends its whole per-second
+ * quota back to back at the start of every second, so "1,000/s" arrives as
+ * bursts at full speed and its percentiles are those of a saturated server.
+ */
+export async function pacedLoad(url: string, token: string, options: { seconds: number; connections: number; rate: number }): Promise<LoadResult> {
+  const target = new URL(`${url}/connector/api/2011-11/user`);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const total = Math.round(options.rate * options.seconds);
+  const interval = 1000 / options.rate;
+  const latencies = new Float64Array(total);
+  const run = randomBytes(4).toString('hex');
+  const body = userBody();
+  let sent = 0;
+  let finished = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const start = performance.now();
+  await new Promise<void>((resolve) => {
+    const settle = (i: number, due: number) => {
+      latencies[i] = performance.now() - due;
+      if (++finished === total) resolve();
+    };
+    const send = (i: number) => {
+      const due = start + i * interval;
+      const payload = body.replace('[<id>]', `paced-${run}-${i}`);
+      const req = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          agent,
+          timeout: 30_000,
+          headers: { 'content-type': 'application/xml', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(payload) },
+        },
+        (res) => {
+          if (res.statusCode! < 200 || res.statusCode! >= 300) non2xx += 1;
+          res.resume();
+          res.once('end', () => settle(i, due));
+        },
+      );
+      req.once('timeout', () => req.destroy(new Error('timed out')));
+      req.once('error', () => {
+        errors += 1;
+        settle(i, due);
+      });
+      req.end(payload);
+    };
+    const pump = () => {
+      const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
+      while (sent < due) send(sent++);
+      if (sent < total) setTimeout(pump, 1);
+    };
+    pump();
+  });
+  const seconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort();
+  const percentile = (p: number) => latencies[Math.min(total - 1, Math.floor(p * total))];
+  return { requestsPerSecond: total / seconds, p50: percentile(0.5), p99: percentile(0.99), non2xx, errors };
 }
 
 /** The figures of an autocannon run that the benchmarks report. */

@@ -5,7 +5,7 @@ import { deliveryBacklog } from './delivery-backlog.ts';
 import { deliveryLatency } from './delivery-latency.ts';
 import { benchEnv, machine } from './bench-env.ts';
 import { flatCost } from './flat-cost.ts';
-import { load, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
+import { load, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
 import { partnerSync } from './partner-sync.ts';
 import { soak } from './soak.ts';
 
@@ -46,7 +46,7 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
     ingest.push(await load(hub.url, env.token, { seconds, connections: 50 }));
     rss.push(hub.rssMiB());
   }
-  const steady = await load(hub.url, env.token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
+  const steady = await pacedLoad(hub.url, env.token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
   rss.push(hub.rssMiB());
   await hub.stop();
   await env.close();
@@ -58,19 +58,21 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
   record(`ingest, durable POST /user (PostgreSQL), requests/s${of}`, hubRate, 'req/s');
   record('ingest / baseline', hubRate / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
   record('ingest errors (non-2xx + socket)', [...ingest, steady].reduce((n, r) => n + r.non2xx + r.errors, 0), 'requests', { op: '<=', limit: 0, text: '0' });
-  record('ingest p99 at 1,000 records/s', steady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
+  record('ingest p99 under full load (50 connections, no pause), median round', median(ingest.map((r) => r.p99)), 'ms');
+  record('ingest p50 at a steady 1,000 records/s (evenly paced)', steady.p50, 'ms');
+  record('ingest p99 at a steady 1,000 records/s (evenly paced)', steady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
   record('hub RSS during ingest (highest sample)', Math.max(...rss), 'MiB', { op: '<=', limit: 300, text: '< 300 MiB' });
 
   // The embedded default (`npm start`: API, worker and PGlite in one process), same load.
   const embedded = await startEmbeddedHub('0');
   const embeddedIngest = await load(embedded.url, embedded.token, { seconds, connections: 50 });
   const embeddedRss = embedded.rssMiB();
-  const embeddedSteady = await load(embedded.url, embedded.token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
+  const embeddedSteady = await pacedLoad(embedded.url, embedded.token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
   await embedded.stop();
   record('ingest, durable POST /user (embedded PGlite), requests/s', embeddedIngest.requestsPerSecond, 'req/s');
   record('embedded ingest / baseline', embeddedIngest.requestsPerSecond / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
   record('embedded ingest errors (non-2xx + socket)', embeddedIngest.non2xx + embeddedIngest.errors, 'requests', { op: '<=', limit: 0, text: '0' });
-  record('embedded p99 at 1,000 records/s offered', embeddedSteady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
+  record('embedded p99 at a steady 1,000 records/s offered (evenly paced)', embeddedSteady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
   record('embedded hub RSS during ingest (PGlite inside)', embeddedRss, 'MiB', { op: '<=', limit: 300, text: '< 300 MiB' });
 }
 

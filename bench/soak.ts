@@ -1,9 +1,9 @@
 import { benchEnv } from './bench-env.ts';
-import { load, startIngestHub, type LoadResult } from './ingest.ts';
+import { pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 
 /**
- * Memory over a long steady ingest: the hub's API under a constant rate of
- * new records, its resident memory sampled all along. `start` is taken once
+ * Memory over a long steady ingest: the hub's API under a constant, evenly
+ * paced rate of new records, its resident memory sampled all along. `start` is taken once
  * the first minute (or the first tenth of a short run) has warmed it up, so
  * growth means what stays, not what a cold process allocates once.
  */
@@ -26,7 +26,7 @@ export async function soak(options: { seconds: number; rate: number; sampleEvery
       const samples: SoakResult['samples'] = [];
       const sample = () => samples.push({ second: Math.round((performance.now() - started) / 1000), rssMiB: hub.rssMiB() });
       const timer = setInterval(sample, options.sampleEverySeconds * 1000);
-      const result = await load(hub.url, env.token, { seconds: options.seconds, connections: 50, rate: options.rate });
+      const result = await pacedLoad(hub.url, env.token, { seconds: options.seconds, connections: 50, rate: options.rate });
       clearInterval(timer);
       sample();
       const warm = Math.min(60, options.seconds / 10);
