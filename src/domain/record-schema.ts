@@ -34,20 +34,26 @@ export function validateFields(schema: RecordSchema, change: FieldChange, creati
   const problems: string[] = [];
   for (const spec of schema.fields) {
     const value = change[spec.name];
-    const where = `${schema.section}/${spec.name}`;
     if (value === undefined) {
-      if (creating && spec.required) problems.push(`${where} is required for a new record`);
+      if (creating && spec.required) problems.push(missingMessage(schema, spec));
       continue;
     }
     if (value === null) {
-      if (spec.required) problems.push(`${where} cannot be empty`);
+      if (spec.required) problems.push(`${schema.section}/${spec.name} cannot be empty`);
       continue;
     }
     const problem = checkFormat(spec.format, value);
-    if (problem) problems.push(`${where} ${problem}`);
+    if (problem) problems.push(`${schema.section}/${spec.name} ${problem}`);
   }
   return problems;
 }
+
+/** The required fields a change leaves out: what a new record would lack. */
+export function requiredMissing(schema: RecordSchema, change: FieldChange): string[] {
+  return schema.fields.filter((spec) => spec.required && change[spec.name] === undefined).map((spec) => missingMessage(schema, spec));
+}
+
+const missingMessage = (schema: RecordSchema, spec: FieldSpec) => `${schema.section}/${spec.name} is required for a new record`;
 
 /** Canonical stored text for a validated value (timestamps normalised to UTC ms). */
 export function canonicalValue(format: FieldFormat, value: string): string {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
-import { mergeFields, validateFields, type FieldValues } from '../domain/record-schema.ts';
+import { mergeFields, requiredMissing, validateFields, type FieldValues } from '../domain/record-schema.ts';
 import { trialProblem, USER_SCHEMA, userTypeProblem, type UserKind } from '../domain/user-record.ts';
 import { validate as isUuid } from 'uuid';
 import type { PrismaClient, Prisma } from '../store/generated/client.ts';
@@ -74,7 +74,7 @@ export class UserService {
     // with the stored record when there is one. A new record then costs one statement instead of two,
     // an existing one the same two as reading first.
     let known: { found: LinkedRow | undefined } | undefined =
-      kind === 'user' && validateFields(USER_SCHEMA, save.fields, true).length === 0 ? { found: undefined } : undefined;
+      kind === 'user' && requiredMissing(USER_SCHEMA, save.fields).length === 0 ? { found: undefined } : undefined;
     const outcome = await saveWithRetries(async () => {
       const given = known;
       known = undefined;
@@ -116,7 +116,8 @@ export class UserService {
     const stored = (found?.row ?? null) as StoredUser | null;
     const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
     if (!stored) {
-      const missing = validateFields(USER_SCHEMA, save.fields, true);
+      // The fields' formats were checked before any round; a new record must also have every required one.
+      const missing = requiredMissing(USER_SCHEMA, save.fields);
       if (missing.length) throw new ValidationError(missing);
     }
     refuseIfStale(storedValues, save.fields, 'record');

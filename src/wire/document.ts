@@ -85,7 +85,7 @@ export function parseXml(text: string): WireDocument {
     if (reserved) throw malformed(`The element name <${reserved[1]}> is not allowed`, message);
     throw malformed('The body is not well-formed XML', message);
   }
-  return toDocument(nodes, '');
+  return toDocument(nodes, undefined);
 }
 
 /** The parser's ordered tree: each node is one element name with its children, or `#text`. */
@@ -99,34 +99,34 @@ function nameOf(node: OrderedNode): string {
   return '';
 }
 
-function toDocument(nodes: OrderedNode[], path: string): WireDocument {
+/** The elements of a parent (`path` names it, for messages; undefined for the document). */
+function toDocument(nodes: OrderedNode[], path: string | undefined): WireDocument {
   const doc: WireDocument = Object.create(null);
   for (const node of nodes) {
     const name = nameOf(node);
-    if (name === TEXT) {
-      throw malformed(`<${path || 'document'}> mixes text with elements; put the text inside an element`);
-    }
-    const where = path ? `${path}/${name}` : name;
+    if (name === TEXT) throw malformed(`<${path ?? 'document'}> mixes text with elements; put the text inside an element`);
     if (name in doc) {
       const times = nodes.filter((n) => nameOf(n) === name).length;
-      throw malformed(`<${where}> appears ${times} times; it may appear once`);
+      throw malformed(`<${childPath(path, name)}> appears ${times} times; it may appear once`);
     }
-    doc[name] = valueOf(node[name] as OrderedNode[], where);
+    doc[name] = valueOf(node[name] as OrderedNode[], path, name);
   }
   return doc;
 }
 
+const childPath = (path: string | undefined, name: string) => (path === undefined ? name : `${path}/${name}`);
+
 /** An element's children as a field: its text, null when empty (a clear), or the elements it holds. */
-function valueOf(children: OrderedNode[], where: string): string | null | WireDocument {
-  if (children.length === 0) return null;
-  if (children.every((child) => nameOf(child) === TEXT)) {
-    const text = children.map((child) => child[TEXT] as string).join('');
-    return text === '' ? null : text;
+function valueOf(children: OrderedNode[], parent: string | undefined, name: string): string | null | WireDocument {
+  let text: string | undefined;
+  let elements = false;
+  for (const child of children) {
+    if (nameOf(child) === TEXT) text = (text ?? '') + (child[TEXT] as string);
+    else elements = true;
   }
-  if (children.some((child) => nameOf(child) === TEXT)) {
-    throw malformed(`<${where}> mixes text with elements; put the text inside an element`);
-  }
-  return toDocument(children, where);
+  if (!elements) return text ? text : null;
+  if (text !== undefined) throw malformed(`<${childPath(parent, name)}> mixes text with elements; put the text inside an element`);
+  return toDocument(children, childPath(parent, name));
 }
 
 /** Parses a JSON body into the same WireDocument shape as XML. */
