@@ -6,7 +6,7 @@ import { adminRouter } from './admin-routes.ts';
 import { authenticateAdmin, authenticateProvider } from './authentication.ts';
 import { errorResponder } from './error-responder.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { leadSourceRouter, userRouter } from './record-routes.ts';
+import { leadSourceRoutes, userRoutes } from './record-routes.ts';
 
 export const API_BASE = '/connector/api/2011-11';
 
@@ -45,11 +45,9 @@ export function createApp(options: AppOptions): express.Express {
   // wrong Content-Type gets a precise answer instead of an empty body.
   const body = express.text({ type: () => true, limit: options.bodyLimitBytes, defaultCharset: 'utf-8' });
   const api = express.Router();
-  api.use((_req: Request, _res: Response, next: NextFunction) => {
-    if (options.isDraining?.()) throw new HubError('UNAVAILABLE', 'The hub is restarting; retry shortly', { retryAfter: 2 });
-    next();
-  });
+  // Every partner call passes one gate before its route: not while draining, only the path's methods.
   api.use((req: Request, _res: Response, next: NextFunction) => {
+    if (options.isDraining?.()) throw new HubError('UNAVAILABLE', 'The hub is restarting; retry shortly', { retryAfter: 2 });
     const allowed = ROUTES[`${API_BASE}${req.path.replace(/\/$/, '')}`];
     if (allowed && !allowed.includes(req.method)) {
       throw new HubError('METHOD_NOT_ALLOWED', `${req.method} is not supported on ${API_BASE}${req.path}; use ${allowed.join(' or ')}`, {
@@ -60,9 +58,10 @@ export function createApp(options: AppOptions): express.Express {
   });
   api.use(authenticateProvider(services.tenancy, new RateLimiter()));
   api.use(body);
-  api.use('/user', userRouter(services.users, 'user'));
-  api.use('/staff', userRouter(services.users, 'staff'));
-  api.use('/leadsource', leadSourceRouter(services.leadSources));
+  // The record routes sit on this router itself, not on routers of their own: one level of routing less per call.
+  userRoutes(api, services.users, 'user');
+  userRoutes(api, services.users, 'staff');
+  leadSourceRoutes(api, services.leadSources);
   app.use(API_BASE, api);
 
   app.use('/admin', authenticateAdmin(options.adminToken), express.json({ limit: options.bodyLimitBytes }), adminRouter(services.errors, services.deliveries));

@@ -36,15 +36,15 @@ function userElement(view: UserView): OutElement {
   return { name: 'user', children };
 }
 
-/** /user and /staff (seed 002: staff are users too, on their own path). */
-export function userRouter(users: UserService, kind: UserKind) {
-  const router = express.Router();
-  router.post('/', async (req, res) => {
+/** /user and /staff (seed 002: staff are users too, on their own path), on the partner API's router. */
+export function userRoutes(router: express.Router, users: UserService, kind: UserKind): void {
+  const path = `/${kind}`;
+  router.post(path, async (req, res) => {
     const { doc, format, answer } = readBody(req, res);
     const outcome = await users.save(principalOf(res), kind, readRecordSave(doc, format, 'user', USER_SCHEMA));
     reply(res, answer, savedResponse(outcome.uuid));
   });
-  router.get('/', async (req, res) => {
+  router.get(path, async (req, res) => {
     const answer = negotiatedFormat(req);
     res.locals.responseFormat = answer;
     const params = queryParams(req);
@@ -55,7 +55,6 @@ export function userRouter(users: UserService, kind: UserKind) {
       : { clientID: params.client_id, clubID: params.club_id, recordID: params.recordID };
     reply(res, answer, userElement(await users.fetch(principalOf(res), kind, params.provider, lookup)));
   });
-  return router;
 }
 
 function leadSourceElement(view: LeadSourceView): OutElement {
@@ -66,14 +65,13 @@ function leadSourceElement(view: LeadSourceView): OutElement {
 }
 
 /** /leadsource: save one; fetch one with identifier=, or the club's list without. */
-export function leadSourceRouter(leadSources: LeadSourceService) {
-  const router = express.Router();
-  router.post('/', async (req, res) => {
+export function leadSourceRoutes(router: express.Router, leadSources: LeadSourceService): void {
+  router.post('/leadsource', async (req, res) => {
     const { doc, format, answer } = readBody(req, res);
     const outcome = await leadSources.save(principalOf(res), readRecordSave(doc, format, 'leadSource', LEAD_SOURCE_SCHEMA));
     reply(res, answer, savedResponse(outcome.uuid));
   });
-  router.get('/', async (req, res) => {
+  router.get('/leadsource', async (req, res) => {
     const answer = negotiatedFormat(req);
     res.locals.responseFormat = answer;
     const params = queryParams(req);
@@ -96,5 +94,4 @@ export function leadSourceRouter(leadSources: LeadSourceService) {
       })),
     });
   });
-  return router;
 }
