@@ -3,9 +3,11 @@ import { pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 
 /**
  * Memory over a long steady ingest: the hub's API under a constant, evenly
- * paced rate of new records, its resident memory sampled all along. `start` is taken once
- * the first minute (or the first tenth of a short run) has warmed it up, so
- * growth means what stays, not what a cold process allocates once.
+ * paced rate of new records, its resident memory sampled all along. RSS
+ * rises and falls by tens of MiB between garbage collections, so one sample
+ * says little: `start` is the median of the samples of the minute after the
+ * first (a warm process, not what a cold one allocates once), `end` the
+ * median of the last minute's (for a short run, a tenth of it each).
  */
 export interface SoakResult {
   load: LoadResult;
@@ -29,9 +31,13 @@ export async function soak(options: { seconds: number; rate: number; sampleEvery
       const result = await pacedLoad(hub.url, env.token, { seconds: options.seconds, connections: 50, rate: options.rate });
       clearInterval(timer);
       sample();
-      const warm = Math.min(60, options.seconds / 10);
-      const startMiB = (samples.find((s) => s.second >= warm) ?? samples[0]).rssMiB;
-      const endMiB = samples.at(-1)!.rssMiB;
+      const window = Math.min(60, options.seconds / 10);
+      const medianOf = (from: number, to: number) => {
+        const values = samples.filter((s) => s.second >= from && s.second <= to).map((s) => s.rssMiB);
+        return values.length ? values.sort((a, b) => a - b)[Math.floor(values.length / 2)] : samples.at(-1)!.rssMiB;
+      };
+      const startMiB = medianOf(window, 2 * window);
+      const endMiB = medianOf(options.seconds - window, options.seconds);
       return { load: result, samples, startMiB, endMiB, maxMiB: Math.max(...samples.map((s) => s.rssMiB)), growth: (endMiB - startMiB) / startMiB };
     } finally {
       await hub.stop();

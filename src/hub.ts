@@ -61,6 +61,7 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
   let engine: DeliveryEngine | undefined;
   try {
     await verifyEncryptionKey(database.prisma, secrets.secretBox);
+    if (!database.embedded) await warnIfNotAnalyzed(database, logger);
     if (roles.worker) {
       engine = await DeliveryEngine.start({
         prisma: database.prisma,
@@ -163,4 +164,16 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
       await database.close();
     },
   };
+}
+
+/**
+ * The saves and deliveries keep to their indexes whatever the statistics
+ * say (KEYED_PLANS); every other query relies on PostgreSQL analyzing the
+ * tables as they grow, which its autovacuum does.
+ */
+async function warnIfNotAnalyzed(database: Database, logger: Logger): Promise<void> {
+  const [{ autovacuum }] = await database.prisma.$queryRaw<{ autovacuum: string }[]>`SELECT current_setting('autovacuum') AS autovacuum`;
+  if (autovacuum === 'off') {
+    logger.warn('PostgreSQL autovacuum is off: table statistics go stale as the hub grows; turn it on, or run ANALYZE regularly');
+  }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
-import { isRowFault } from '../store/sql-sessions.ts';
+import { KEYED_PLANS, isRowFault } from '../store/sql-sessions.ts';
 
 /**
  * The delivery hot path in plain SQL on its own pool: a delivery costs two
@@ -52,7 +52,7 @@ export class DeliveryStore {
    * connection preparing the same name would fail).
    */
   constructor(databaseUrl: string, poolSize = 10, named = true) {
-    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types, ...(named ? { options: PLANNER_OPTIONS } : {}) } as pg.PoolConfig);
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types, ...(named ? { options: KEYED_PLANS } : {}) } as pg.PoolConfig);
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next query opens a new one.
     this.pool.on('error', () => undefined);
@@ -160,19 +160,6 @@ export class DeliveryStore {
 
 type Statement = (name: string, text: string, values: unknown[]) => pg.QueryConfig;
 
-/**
- * Session settings of the pool's connections (PostgreSQL only: PGlite
- * serves every connection from one session). Each statement here
- * reaches its rows by key, a batch at a time, and is prepared once per
- * connection. A plan is made once, often when the tables are still small or
- * not yet analyzed (a new database, a burst of changes), and then kept for
- * the connection's life: with those estimates PostgreSQL picks sequential
- * scans of delivery and delivery_attempt, whose cost then grows with every
- * delivery made. Without sequential scans (and with one plan for every
- * batch size, instead of planning each execution afresh) the plan is the
- * keyed one, whatever the statistics say.
- */
-const PLANNER_OPTIONS = '-c enable_seqscan=off -c plan_cache_mode=force_generic_plan';
 
 /** One finished delivery as the batched finish takes it. */
 interface FinishRow {

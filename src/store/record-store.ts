@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
-import { isRowFault } from './sql-sessions.ts';
+import { KEYED_PLANS, isRowFault } from './sql-sessions.ts';
 import type { LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 
@@ -83,11 +83,18 @@ export class RecordStore {
     // A pool that cannot hand out a connection within 10 s is a hub that cannot take saves: UNAVAILABLE.
     // A save waits at most 5 s for a row another transaction holds (then UNAVAILABLE, retry), so
     // one stuck record cannot hold the saves batched with it for long.
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 10_000, lock_timeout: 5_000 });
+    const named = options.named ?? true;
+    const pool = new pg.Pool({
+      connectionString: databaseUrl,
+      max: poolSize,
+      connectionTimeoutMillis: 10_000,
+      lock_timeout: 5_000,
+      ...(named ? { options: KEYED_PLANS } : {}),
+    });
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next save opens a new one.
     pool.on('error', () => undefined);
-    return new RecordStore(pool, options.named);
+    return new RecordStore(pool, named);
   }
 
   /** The record a provider's IDs point at, if any. */
@@ -135,7 +142,7 @@ export class RecordStore {
    */
   create(table: RecordTable, schema: RecordSchema, key: LinkKey, row: RecordWrite, change: ChangeOrigin): Promise<CreateOutcome> {
     const write = { key, row, change };
-    return this.batcher(`create:${table}:${columnsOf(schema, row).join()}`, () => ({
+    return this.batcher(`create:${table}:${columnsOf(schema, row).key}`, () => ({
       many: (writes: KeyedWrite[]) => createMany(this.target, table, schema, writes),
       one: async (w: KeyedWrite) => (await createMany(this.target, table, schema, [w]))[0],
       keyOf: (w: KeyedWrite) => linkKeyText(w.key),
@@ -145,7 +152,7 @@ export class RecordStore {
 
   /** Writes version `row.version` if the stored one is still what was read; false when it moved on. */
   update(table: RecordTable, schema: RecordSchema, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
-    return this.batcher(`update:${table}:${columnsOf(schema, row).join()}`, () => ({
+    return this.batcher(`update:${table}:${columnsOf(schema, row).key}`, () => ({
       many: (writes: Omit<KeyedWrite, 'key'>[]) => updateMany(this.target, table, schema, writes),
       one: async (w: Omit<KeyedWrite, 'key'>) => (await updateMany(this.target, table, schema, [w]))[0],
       keyOf: (w: Omit<KeyedWrite, 'key'>) => w.row.id,
@@ -224,12 +231,38 @@ function columnType(schema: RecordSchema, name: string): string {
 }
 
 /** The record columns a write sets besides id, scope and version: its extra columns, then the schema's fields. */
-function columnsOf(schema: RecordSchema, row: RecordWrite): string[] {
-  return [...new Set([...Object.keys(row.extra), ...schema.fields.map((f) => f.name)])];
+interface Columns {
+  names: string[];
+  /** The names joined: which writes can share a statement. */
+  key: string;
+}
+
+// Per schema, by the write's extra columns: a handful of combinations, computed once each.
+const columnLists = new WeakMap<RecordSchema, Map<string, Columns>>();
+const fieldNameSets = new WeakMap<RecordSchema, Set<string>>();
+
+function columnsOf(schema: RecordSchema, row: RecordWrite): Columns {
+  let lists = columnLists.get(schema);
+  if (!lists) columnLists.set(schema, (lists = new Map()));
+  const extra = Object.keys(row.extra);
+  const extraKey = extra.join();
+  let columns = lists.get(extraKey);
+  if (!columns) {
+    const names = [...new Set([...extra, ...schema.fields.map((f) => f.name)])];
+    columns = { names, key: names.join() };
+    lists.set(extraKey, columns);
+  }
+  return columns;
+}
+
+function fieldNamesOf(schema: RecordSchema): Set<string> {
+  let names = fieldNameSets.get(schema);
+  if (!names) fieldNameSets.set(schema, (names = new Set(schema.fields.map((f) => f.name))));
+  return names;
 }
 
 function valueOf(schema: RecordSchema, row: RecordWrite, name: string): unknown {
-  return schema.fields.some((f) => f.name === name) ? (row.values[name] ?? null) : row.extra[name];
+  return fieldNamesOf(schema).has(name) ? (row.values[name] ?? null) : row.extra[name];
 }
 
 const linkKeyText = (k: LinkKey) => `${k.providerId}/${k.entityType}/${k.clubId}/${k.externalId}`;
@@ -264,7 +297,7 @@ async function readManyByLink({ db, named }: Target, table: RecordTable, keys: L
 
 /** Columns every write carries, then the record's own columns as c0, c1, …. */
 function writeColumns(schema: RecordSchema, writes: Omit<KeyedWrite, 'key'>[], head: { as: string; type: string; of(w: KeyedWrite): unknown }[]) {
-  const names = columnsOf(schema, writes[0].row);
+  const { names } = columnsOf(schema, writes[0].row);
   const columns = [
     ...head,
     ...names.map((n, j) => ({ as: `c${j}`, type: columnType(schema, n), of: (w: KeyedWrite) => valueOf(schema, w.row, n) })),
