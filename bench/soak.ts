@@ -4,10 +4,11 @@ import { pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 /**
  * Memory over a long steady ingest: the hub's API under a constant, evenly
  * paced rate of new records, its resident memory sampled all along. RSS
- * rises and falls by tens of MiB between garbage collections, so one sample
- * says little: `start` is the median of the samples of the minute after the
- * first (a warm process, not what a cold one allocates once), `end` the
- * median of the last minute's (for a short run, a tenth of it each).
+ * rises and falls by up to ~90 MiB between garbage collections, a cycle of
+ * a minute or two, so a sample or a minute says little: `start` is the mean
+ * of the three minutes after the first (a warm process, not what a cold one
+ * allocates once), `end` the mean of the last three (for a short run, 30 %
+ * of it each, after its first tenth).
  */
 export interface SoakResult {
   load: LoadResult;
@@ -31,13 +32,14 @@ export async function soak(options: { seconds: number; rate: number; sampleEvery
       const result = await pacedLoad(hub.url, env.token, { seconds: options.seconds, connections: 50, rate: options.rate });
       clearInterval(timer);
       sample();
-      const window = Math.min(60, options.seconds / 10);
-      const medianOf = (from: number, to: number) => {
+      const warm = Math.min(60, options.seconds / 10);
+      const window = Math.min(180, options.seconds * 0.3);
+      const meanOf = (from: number, to: number) => {
         const values = samples.filter((s) => s.second >= from && s.second <= to).map((s) => s.rssMiB);
-        return values.length ? values.sort((a, b) => a - b)[Math.floor(values.length / 2)] : samples.at(-1)!.rssMiB;
+        return values.length ? values.reduce((a, b) => a + b, 0) / values.length : samples.at(-1)!.rssMiB;
       };
-      const startMiB = medianOf(window, 2 * window);
-      const endMiB = medianOf(options.seconds - window, options.seconds);
+      const startMiB = meanOf(warm, warm + window);
+      const endMiB = meanOf(options.seconds - window, options.seconds);
       return { load: result, samples, startMiB, endMiB, maxMiB: Math.max(...samples.map((s) => s.rssMiB)), growth: (endMiB - startMiB) / startMiB };
     } finally {
       await hub.stop();
