@@ -80,8 +80,9 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
 {
   const result = await soak({ seconds: quick ? 10 : 600, rate: 500, sampleEverySeconds: quick ? 2 : 10 });
   const span = quick ? '10 s' : '10 min';
-  record(`soak (${span} at 500 records/s): hub RSS after warm-up (mean of 3 minutes)`, result.startMiB, 'MiB');
-  record(`soak (${span} at 500 records/s): hub RSS at the end (mean of the last 3 minutes)`, result.endMiB, 'MiB');
+  const windowText = (seconds: number) => (seconds >= 60 ? `${seconds / 60} minutes` : `${seconds} s`);
+  record(`soak (${span} at 500 records/s): hub RSS after warm-up (mean of ${windowText(result.windowSeconds)})`, result.startMiB, 'MiB');
+  record(`soak (${span} at 500 records/s): hub RSS at the end (mean of the last ${windowText(result.windowSeconds)})`, result.endMiB, 'MiB');
   record(`soak (${span}): RSS growth`, result.growth * 100, '%', { op: '<=', limit: 10, text: '≤ 10 %' });
   record(`soak (${span}): highest RSS sample`, result.maxMiB, 'MiB');
   record(`soak (${span}): p50`, result.load.p50, 'ms');

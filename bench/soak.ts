@@ -18,6 +18,8 @@ export interface SoakResult {
   maxMiB: number;
   /** (end - start) / start */
   growth: number;
+  /** Seconds of samples that start and end each average. */
+  windowSeconds: number;
 }
 
 export async function soak(options: { seconds: number; rate: number; sampleEverySeconds: number }): Promise<SoakResult> {
@@ -40,7 +42,7 @@ export async function soak(options: { seconds: number; rate: number; sampleEvery
       };
       const startMiB = meanOf(warm, warm + window);
       const endMiB = meanOf(options.seconds - window, options.seconds);
-      return { load: result, samples, startMiB, endMiB, maxMiB: Math.max(...samples.map((s) => s.rssMiB)), growth: (endMiB - startMiB) / startMiB };
+      return { load: result, samples, startMiB, endMiB, maxMiB: Math.max(...samples.map((s) => s.rssMiB)), growth: (endMiB - startMiB) / startMiB, windowSeconds: window };
     } finally {
       await hub.stop();
     }
