@@ -170,6 +170,19 @@ describe('the hub as a process', () => {
     expect(await hub.exited).toBe(0);
   }, 120_000);
 
+  // PostgreSQL only: the embedded PGlite has no autovacuum to ask about.
+  it.runIf(inject('databaseKind') === 'postgres')('warns at start when PostgreSQL does not analyze its tables (autovacuum off), and only then', async () => {
+    const env = { DATABASE_URL: inject('databaseUrl'), CONNECTOR_DATA_DIR: tempDir(), CONNECTOR_ADMIN_TOKEN: 'a'.repeat(32), CONNECTOR_ENCRYPTION_KEY: inject('encryptionKey') };
+    const db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    const { rows } = await db.query(`SELECT current_setting('autovacuum') AS autovacuum`).finally(() => db.end());
+    const hub = await startHubProcess(env, 'api');
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
+    const warned = hub.logs.some((l) => l.includes('"level":40') && l.includes('PostgreSQL autovacuum is off'));
+    expect(warned).toBe(rows[0].autovacuum === 'off');
+  }, 60_000);
+
   // PostgreSQL only: the test holds a lock from a session of its own, and PGlite serves one session.
   it.runIf(inject('databaseKind') === 'postgres')(
     'on SIGTERM finishes a save whose client gave up mid-request before it closes the database',
