@@ -12,6 +12,9 @@ import { OutboxRelay } from './outbox-relay.ts';
 import { PartnerSync } from './partner-sync.ts';
 import { createQueueBackend, type QueueBackend } from './queue-backend.ts';
 
+/** The limiter of a connection with no agreed rate: no limit in practice. */
+const UNLIMITED_PER_SECOND = 1_000_000;
+
 export interface DeliveryEngineOptions {
   prisma: PrismaClient;
   secretBox: SecretBox;
@@ -93,7 +96,10 @@ export class DeliveryEngine {
       const worker = new ConnectionWorker(conn, { store: this.store, registry: this.registry, records: this.records, logger: this.options.logger });
       worker.worker = this.backend.createWorker(queueNameOf(conn.providerClientId), worker.process as never, {
         concurrency: conn.settings.concurrency,
-        limiter: conn.settings.ratePerSecond ? { max: Math.max(1, Math.round(conn.settings.ratePerSecond)), duration: 1000 } : undefined,
+        // Always a limiter: BullMQ's fetch honours a manual rate limit (a 429's Retry-After, an open
+        // breaker) only for a worker that has one. Without it, a fetch already waiting took the
+        // rate-limited job straight back and called the partner again within milliseconds.
+        limiter: { max: conn.settings.ratePerSecond ? Math.max(1, Math.round(conn.settings.ratePerSecond)) : UNLIMITED_PER_SECOND, duration: 1000 },
         lockDuration: worker.lockMs,
         // While rate-limited (open breaker, 429) the worker sleeps up to this long with jobs it
         // already fetched; longer than the lock, they lose it and stall (twice: failed for good).
