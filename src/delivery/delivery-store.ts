@@ -160,7 +160,6 @@ export class DeliveryStore {
 
 type Statement = (name: string, text: string, values: unknown[]) => pg.QueryConfig;
 
-
 /** One finished delivery as the batched finish takes it. */
 interface FinishRow {
   deliveryId: string;

@@ -30,10 +30,11 @@ class DocumentEntityDecoder extends EntityDecoder {
     return this;
   }
 }
+const EXPANSION_LIMITS = { maxTotalExpansions: 10000, maxExpandedLength: 1_000_000 };
 const entityDecoder = new DocumentEntityDecoder({
   namedEntities: { ...COMMON_HTML, ...CURRENCY },
   numericAllowed: true,
-  limit: { maxTotalExpansions: 10000, maxExpandedLength: 1_000_000 },
+  limit: EXPANSION_LIMITS,
   // No DOCTYPE is accepted (parseXml), so a document can declare no entity of its own.
   onInputEntity: () => ENTITY_ACTION.BLOCK,
 });
@@ -51,7 +52,7 @@ const parser = new XMLParser({
   // No callback takes a path, so the parser need not build path strings.
   jPath: false,
   maxNestedTags: MAX_DEPTH,
-  processEntities: { enabled: true, maxTotalExpansions: 10000, maxExpandedLength: 1_000_000 },
+  processEntities: { enabled: true, ...EXPANSION_LIMITS },
   entityDecoder,
 });
 
