@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { HubError } from '../errors/hub-error.ts';
 import type { Logger } from '../log.ts';
 import type { HubServices } from '../services/hub-services.ts';
@@ -9,6 +9,12 @@ import { RateLimiter } from './rate-limiter.ts';
 import { leadSourceRoutes, userRoutes } from './record-routes.ts';
 
 export const API_BASE = '/connector/api/2011-11';
+
+/** Where the record routes register: paths below API_BASE, each behind the gate and authentication. */
+export interface PartnerRoutes {
+  get(path: string, handler: RequestHandler): void;
+  post(path: string, handler: RequestHandler): void;
+}
 
 export interface AppOptions {
   services: HubServices;
@@ -44,25 +50,30 @@ export function createApp(options: AppOptions): express.Express {
   // Raw text for every content type: the codecs decide what it is, so a
   // wrong Content-Type gets a precise answer instead of an empty body.
   const body = express.text({ type: () => true, limit: options.bodyLimitBytes, defaultCharset: 'utf-8' });
-  const api = express.Router();
-  // Every partner call passes one gate before its route: not while draining, only the path's methods.
-  api.use((req: Request, _res: Response, next: NextFunction) => {
+  // Every partner call passes one gate first: not while draining, only the path's methods.
+  const gate = (req: Request, _res: Response, next: NextFunction) => {
     if (options.isDraining?.()) throw new HubError('UNAVAILABLE', 'The hub is restarting; retry shortly', { retryAfter: 2 });
-    const allowed = ROUTES[`${API_BASE}${req.path.replace(/\/$/, '')}`];
+    const path = `${req.baseUrl}${req.path}`.replace(/\/$/, '');
+    const allowed = ROUTES[path];
     if (allowed && !allowed.includes(req.method)) {
-      throw new HubError('METHOD_NOT_ALLOWED', `${req.method} is not supported on ${API_BASE}${req.path}; use ${allowed.join(' or ')}`, {
+      throw new HubError('METHOD_NOT_ALLOWED', `${req.method} is not supported on ${path}; use ${allowed.join(' or ')}`, {
         headers: { Allow: allowed.join(', ') },
       });
     }
     next();
-  });
-  api.use(authenticateProvider(services.tenancy, new RateLimiter()));
-  api.use(body);
-  // The record routes sit on this router itself, not on routers of their own: one level of routing less per call.
-  userRoutes(api, services.users, 'user');
-  userRoutes(api, services.users, 'staff');
-  leadSourceRoutes(api, services.leadSources);
-  app.use(API_BASE, api);
+  };
+  const authenticate = authenticateProvider(services.tenancy, new RateLimiter());
+  // Each record route is one route of the app with the gate, authentication and the body reader in
+  // front of its handler: no mounted router to enter and leave on every call.
+  const partner: PartnerRoutes = {
+    get: (path, handler) => void app.get(`${API_BASE}${path}`, gate, authenticate, handler),
+    post: (path, handler) => void app.post(`${API_BASE}${path}`, gate, authenticate, body, handler),
+  };
+  userRoutes(partner, services.users, 'user');
+  userRoutes(partner, services.users, 'staff');
+  leadSourceRoutes(partner, services.leadSources);
+  // Any other call under the API base: a method the path does not take (405), then credentials (401), then 404 below.
+  app.use(API_BASE, gate, authenticate);
 
   app.use('/admin', authenticateAdmin(options.adminToken), express.json({ limit: options.bodyLimitBytes }), adminRouter(services.errors, services.deliveries));
 

@@ -1,4 +1,5 @@
-import express, { type Request, type Response } from 'express';
+import type { Request, Response } from 'express';
+import type { PartnerRoutes } from './app.ts';
 import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
 import { LEAD_INFO_FIELDS, USER_SCHEMA, type UserKind } from '../domain/user-record.ts';
 import type { LeadSourceService, LeadSourceView } from '../services/lead-source-service.ts';
@@ -13,8 +14,11 @@ import { queryParams, requireParams } from './query-params.ts';
 const USER_FIELD_NAMES = USER_SCHEMA.fields.map((f) => f.name);
 const LEAD_SOURCE_FIELD_NAMES = LEAD_SOURCE_SCHEMA.fields.map((f) => f.name);
 
+/** A 200 with the rendered answer, written directly: no ETag, no conditional GET, no content-type parsing. */
 function reply(res: Response, format: WireFormat, root: OutElement): void {
-  res.status(200).type(CONTENT_TYPES[format]).send(render(root, format));
+  const body = render(root, format);
+  res.writeHead(200, { 'Content-Type': CONTENT_TYPES[format], 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 /** Reads the body in the format its Content-Type names, and picks the answer's format. */
@@ -36,15 +40,15 @@ function userElement(view: UserView): OutElement {
   return { name: 'user', children };
 }
 
-/** /user and /staff (seed 002: staff are users too, on their own path), on the partner API's router. */
-export function userRoutes(router: express.Router, users: UserService, kind: UserKind): void {
+/** /user and /staff (seed 002: staff are users too, on their own path). */
+export function userRoutes(routes: PartnerRoutes, users: UserService, kind: UserKind): void {
   const path = `/${kind}`;
-  router.post(path, async (req, res) => {
+  routes.post(path, async (req, res) => {
     const { doc, format, answer } = readBody(req, res);
     const outcome = await users.save(principalOf(res), kind, readRecordSave(doc, format, 'user', USER_SCHEMA));
     reply(res, answer, savedResponse(outcome.uuid));
   });
-  router.get(path, async (req, res) => {
+  routes.get(path, async (req, res) => {
     const answer = negotiatedFormat(req);
     res.locals.responseFormat = answer;
     const params = queryParams(req);
@@ -65,13 +69,13 @@ function leadSourceElement(view: LeadSourceView): OutElement {
 }
 
 /** /leadsource: save one; fetch one with identifier=, or the club's list without. */
-export function leadSourceRoutes(router: express.Router, leadSources: LeadSourceService): void {
-  router.post('/leadsource', async (req, res) => {
+export function leadSourceRoutes(routes: PartnerRoutes, leadSources: LeadSourceService): void {
+  routes.post('/leadsource', async (req, res) => {
     const { doc, format, answer } = readBody(req, res);
     const outcome = await leadSources.save(principalOf(res), readRecordSave(doc, format, 'leadSource', LEAD_SOURCE_SCHEMA));
     reply(res, answer, savedResponse(outcome.uuid));
   });
-  router.get('/leadsource', async (req, res) => {
+  routes.get('/leadsource', async (req, res) => {
     const answer = negotiatedFormat(req);
     res.locals.responseFormat = answer;
     const params = queryParams(req);
