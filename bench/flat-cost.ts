@@ -52,8 +52,9 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
     let get: LoadResult;
     let ingest: LoadResult;
     try {
-      // A second of GETs first, so the measured one is not the hub's JIT warm-up.
-      await getLoad(hub.url, env.token, users, 1);
+      // Five seconds of GETs first, so the measured ones are the steady state: not the hub's JIT
+      // warm-up, nor PostgreSQL's first reads of the seeded pages into its buffers.
+      await getLoad(hub.url, env.token, users, 5);
       // GETs before the ingest: they then read a table of exactly N users.
       get = await getLoad(hub.url, env.token, users, seconds);
       ingest = await load(hub.url, env.token, { seconds, connections: INGEST_CONNECTIONS });
@@ -75,7 +76,7 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
  * One INSERT ... SELECT per table: the record ID derived from g in both
  * statements links each user without a round trip per row.
  */
-async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<number> {
+export async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<number> {
   const started = performance.now();
   await db.query(
     `INSERT INTO user_record (id, "clientId", "clubId", "userType", "userStatus", firstname, lastname, birthdate, gender, address1, address2,
@@ -97,7 +98,7 @@ async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<n
 }
 
 /** GET /user by a random stored recordID per request, `GET_CONNECTIONS` connections as fast as the hub answers. */
-async function getLoad(url: string, token: string, users: number, seconds: number): Promise<LoadResult> {
+export async function getLoad(url: string, token: string, users: number, seconds: number): Promise<LoadResult> {
   const result = await autocannon({
     url: `${url}${USER_PATH}`,
     headers: { authorization: `Bearer ${token}` },
