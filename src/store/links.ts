@@ -24,3 +24,19 @@ export async function findLinkedEntity(
   });
   return (links.find((l) => l.clubId === ref.clubId) ?? links[0])?.entityId;
 }
+
+/**
+ * SQL for the ID a provider knows a hub entity by (`providerId`,
+ * `entityType` and `entityId` are SQL expressions), or NULL. The entity's
+ * links are found by entityId alone, then filtered: an entity has a link
+ * per provider (and club) that knows it, a few rows however large the
+ * tenant. `OFFSET 0` keeps the planner from merging the two steps: with all
+ * three conditions in one query and statistics taken before a provider's
+ * staff or lead sources arrived, it walks the unique (providerId,
+ * entityType, ...) index through every link of that provider and type, and
+ * each lookup costs more with every one of them.
+ */
+export function partnerIdSql(providerId: string, entityType: string, entityId: string): string {
+  return `(SELECT y."externalId" FROM (SELECT x."externalId", x."providerId", x."entityType" FROM link x WHERE x."entityId" = ${entityId} OFFSET 0) y
+    WHERE y."providerId" = ${providerId} AND y."entityType" = ${entityType} LIMIT 1)`;
+}

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
 import { KEYED_PLANS, isRowFault } from './sql-sessions.ts';
-import type { LinkKey } from './links.ts';
+import { partnerIdSql, type LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 
 /**
@@ -115,21 +115,8 @@ export class RecordStore {
     entityType: 'USER' | 'STAFF',
     where: { id: string } | { clubId: string; externalId: string },
   ): Promise<UserAsProvider | undefined> {
-    const theirs = (type: string, column: string) =>
-      `(SELECT x."externalId" FROM link x WHERE x."providerId" = $1 AND x."entityType" = ${type} AND x."entityId" = ${column} LIMIT 1)`;
-    const select = `SELECT to_jsonb(r) AS row, ${theirs(`'LEAD_SOURCE'`, 'r."leadSourceId"')} AS "leadSource", ${theirs(`'STAFF'`, 'r."ownerId"')} AS "ownerID"`;
-    const statement: pg.QueryConfig =
-      'id' in where
-        ? {
-            text: `${select}, ${theirs('$2::"EntityType"', 'r.id')} AS "recordID" FROM user_record r WHERE r.id = $3::uuid`,
-            values: [providerId, entityType, where.id],
-          }
-        : {
-            text: `${select}, l."externalId" AS "recordID" FROM link l JOIN user_record r ON r.id = l."entityId"
-                   WHERE l."providerId" = $1 AND l."entityType" = $2::"EntityType" AND l."clubId" = $3::uuid AND l."externalId" = $4`,
-            values: [providerId, entityType, where.clubId, where.externalId],
-          };
-    const { rows } = await this.pool.query<UserAsProvider>(this.named ? { ...statement, name: `read-user-as-${'id' in where ? 'id' : 'link'}` } : statement);
+    const statement = userAsStatement(providerId, entityType, where);
+    const { rows } = await this.pool.query<UserAsProvider>(this.named ? statement : { text: statement.text, values: statement.values });
     return rows[0];
   }
 
@@ -216,6 +203,27 @@ export class RecordStore {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** RecordStore.readUserAs's statement, named for preparing. */
+export function userAsStatement(
+  providerId: string,
+  entityType: 'USER' | 'STAFF',
+  where: { id: string } | { clubId: string; externalId: string },
+): pg.QueryConfig & { name: string; values: unknown[] } {
+  const select = `SELECT to_jsonb(r) AS row, ${partnerIdSql('$1', `'LEAD_SOURCE'`, 'r."leadSourceId"')} AS "leadSource", ${partnerIdSql('$1', `'STAFF'`, 'r."ownerId"')} AS "ownerID"`;
+  return 'id' in where
+    ? {
+        name: 'read-user-as-id',
+        text: `${select}, ${partnerIdSql('$1', '$2::"EntityType"', 'r.id')} AS "recordID" FROM user_record r WHERE r.id = $3::uuid`,
+        values: [providerId, entityType, where.id],
+      }
+    : {
+        name: 'read-user-as-link',
+        text: `${select}, l."externalId" AS "recordID" FROM link l JOIN user_record r ON r.id = l."entityId"
+               WHERE l."providerId" = $1 AND l."entityType" = $2::"EntityType" AND l."clubId" = $3::uuid AND l."externalId" = $4`,
+        values: [providerId, entityType, where.clubId, where.externalId],
+      };
 }
 
 export type ChangeOrigin = Omit<RecordChange, 'entityId' | 'version' | 'clientId'>;
