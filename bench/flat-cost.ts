@@ -76,7 +76,7 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
  * One INSERT ... SELECT per table: the record ID derived from g in both
  * statements links each user without a round trip per row.
  */
-export async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<number> {
+async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<number> {
   const started = performance.now();
   await db.query(
     `INSERT INTO user_record (id, "clientId", "clubId", "userType", "userStatus", firstname, lastname, birthdate, gender, address1, address2,
@@ -98,7 +98,7 @@ export async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Pr
 }
 
 /** GET /user by a random stored recordID per request, `GET_CONNECTIONS` connections as fast as the hub answers. */
-export async function getLoad(url: string, token: string, users: number, seconds: number): Promise<LoadResult> {
+async function getLoad(url: string, token: string, users: number, seconds: number): Promise<LoadResult> {
   const result = await autocannon({
     url: `${url}${USER_PATH}`,
     headers: { authorization: `Bearer ${token}` },

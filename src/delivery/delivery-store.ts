@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
+import { partnerIdSql } from '../store/links.ts';
 import { KEYED_PLANS, isRowFault } from '../store/sql-sessions.ts';
 
 /**
@@ -185,8 +186,7 @@ const CLAIM = `WITH before AS (
      SELECT d.id,
             d."createAttemptedAt" IS NOT NULL
               OR EXISTS (SELECT 1 FROM delivery_attempt a WHERE a."deliveryId" = d.id AND a.outcome NOT IN ('DELIVERED', 'SKIPPED')) AS "createAttemptedBefore",
-            (SELECT l."externalId" FROM link l WHERE l."entityId" = d."entityId" AND l."providerId" = d."targetProviderId"
-               AND l."entityType" = d."entityType" LIMIT 1) AS "partnerId"
+            ${partnerIdSql('d."targetProviderId"', 'd."entityType"', 'd."entityId"')} AS "partnerId"
      FROM delivery d WHERE d.id = ANY($1::uuid[])),
    mark AS (
      UPDATE delivery d SET "createAttemptedAt" = now()

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AdapterContext, OutboundLeadSource, PartnerLeadSource } from '../../adapters/contract.ts';
 import { normaliseEmail, normaliseName } from '../domain/fan-out.ts';
 import type { PrismaClient, EntityType } from '../store/generated/client.ts';
+import { findPartnerId } from '../store/links.ts';
 import type { ReceivingConnection } from './connections.ts';
 
 const LIST_TTL_MS = 30_000;
@@ -25,7 +26,7 @@ export class PartnerSync {
 
   /** The partner's staff ID for a hub staff record: the stored link, else a match by email (stored when found). */
   async staffId(conn: ReceivingConnection, ctx: AdapterContext, staffId: string, options: { refresh: boolean }): Promise<SyncResult> {
-    const link = await this.linkOf(conn.providerId, 'STAFF', staffId);
+    const link = await findPartnerId(this.prisma, conn.providerId, 'STAFF', staffId);
     if (link && !options.refresh) return { partnerId: link, how: 'linked' };
     const staff = await this.prisma.user.findUnique({ where: { id: staffId }, select: { email: true, clubId: true, updatedAt: true } });
     if (!staff?.email) return { partnerId: undefined, how: 'no-email' };
@@ -72,7 +73,7 @@ export class PartnerSync {
     const scope = this.scopeOf(conn, row.clubId);
     if (!scope) return { partnerId: undefined, how: 'unsupported' };
     const outbound: OutboundLeadSource = { uuid: row.id, name: row.name, active: row.active, ...scope };
-    const link = await this.linkOf(conn.providerId, 'LEAD_SOURCE', leadSourceId);
+    const link = await findPartnerId(this.prisma, conn.providerId, 'LEAD_SOURCE', leadSourceId);
     if (link) {
       // Seed 001: "If this API call does not exist, then no attempts at updates will be made."
       if (options.pushChanges && conn.adapter.updateLeadSource) {
@@ -113,11 +114,6 @@ export class PartnerSync {
   private scopeOf(conn: ReceivingConnection, clubId: string): { clientId: string; clubId: string } | undefined {
     const partnerClub = conn.clubs.get(clubId);
     return partnerClub ? { clientId: conn.clientExternalId, clubId: partnerClub } : undefined;
-  }
-
-  private async linkOf(providerId: string, entityType: EntityType, entityId: string): Promise<string | undefined> {
-    const link = await this.prisma.link.findFirst({ where: { providerId, entityType, entityId }, select: { externalId: true } });
-    return link?.externalId;
   }
 
   /** Stores hub record <-> partner ID, replacing an older link of the record; another record's link to that ID wins. */

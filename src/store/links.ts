@@ -40,3 +40,12 @@ export function partnerIdSql(providerId: string, entityType: string, entityId: s
   return `(SELECT y."externalId" FROM (SELECT x."externalId", x."providerId", x."entityType" FROM link x WHERE x."entityId" = ${entityId} OFFSET 0) y
     WHERE y."providerId" = ${providerId} AND y."entityType" = ${entityType} LIMIT 1)`;
 }
+
+/** The query behind findPartnerId: $1 provider, $2 entity type, $3 entity. */
+export const PARTNER_ID_QUERY = `SELECT ${partnerIdSql('$1::uuid', '$2::"EntityType"', '$3::uuid')} AS "externalId"`;
+
+/** The ID a provider knows a hub entity by (partnerIdSql), if it has one. */
+export async function findPartnerId(db: Tx, providerId: string, entityType: EntityType, entityId: string): Promise<string | undefined> {
+  const [row] = await db.$queryRawUnsafe<{ externalId: string | null }[]>(PARTNER_ID_QUERY, providerId, entityType, entityId);
+  return row?.externalId ?? undefined;
+}

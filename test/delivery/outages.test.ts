@@ -200,12 +200,12 @@ describe('a partner answering 429 with Retry-After', () => {
     // After every 429 the next request came only after the Retry-After second. Each one too soon is
     // described in full (this assertion once failed at 4 ms under load; the pair will say which calls).
     const requests = b.requests;
-    const describe = (q: (typeof requests)[number]) => `${q.method} ${q.path} ${q.status} key ${String(q.headers['idempotency-key'] ?? 'none')}`;
+    const show = (q: (typeof requests)[number]) => `${q.method} ${q.path} ${q.status} key ${String(q.headers['idempotency-key'] ?? 'none')}`;
     const tooSoon = requests
       .slice(1)
       .map((next, i) => ({ previous: requests[i], next }))
       .filter(({ previous, next }) => previous.status === 429 && next.at - previous.at < 900)
-      .map(({ previous, next }) => `${describe(previous)} -> after ${next.at - previous.at} ms ${describe(next)}`);
+      .map(({ previous, next }) => `${show(previous)} -> after ${next.at - previous.at} ms ${show(next)}`);
     expect(tooSoon).toEqual([]);
     expect(createsOf(r, 'B', uuid)).toBe(1);
   });

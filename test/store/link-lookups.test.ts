@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RecordStore, userAsStatement } from '../../src/store/record-store.ts';
+import { findPartnerId, PARTNER_ID_QUERY } from '../../src/store/links.ts';
+import { createPrisma } from '../../src/store/database.ts';
 import { KEYED_PLANS } from '../../src/store/sql-sessions.ts';
 import { freshDatabase, type FreshDatabase } from '../support/fresh-database.ts';
 
@@ -69,5 +71,25 @@ describe.runIf(inject('databaseKind') === 'postgres')('the ID a provider knows a
     // Walking the provider's staff reads thousands of them (STAFF / 2 on average) and keeps one.
     expect(rowsRemoved(await explain('by_id', byId.text, byId.values as string[]))).toBeLessThan(10);
     expect(rowsRemoved(await explain('by_link', byLink.text, byLink.values as string[]))).toBeLessThan(10);
+  });
+
+  it("staff and lead-source sync find the partner's ID for a record the same way, in Prisma's sessions too", async () => {
+    const prisma = createPrisma(database.url, 1);
+    try {
+      expect(await findPartnerId(prisma, provider, 'STAFF', owner)).toBe('the-owner');
+      expect(await findPartnerId(prisma, provider, 'LEAD_SOURCE', owner)).toBeUndefined();
+    } finally {
+      await prisma.$disconnect();
+    }
+    // Prisma's sessions have no KEYED_PLANS: each execution is planned with its values, from the stale statistics.
+    const plain = new pg.Client({ connectionString: database.url });
+    await plain.connect();
+    try {
+      await plain.query(`PREPARE sync_lookup AS ${PARTNER_ID_QUERY}`);
+      const { rows } = await plain.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE sync_lookup('${provider}', 'STAFF', '${owner}')`);
+      expect(rowsRemoved(rows[0]['QUERY PLAN'][0].Plan)).toBeLessThan(10);
+    } finally {
+      await plain.end();
+    }
   });
 });
