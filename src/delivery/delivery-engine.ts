@@ -54,7 +54,7 @@ export class DeliveryEngine {
     const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
     const queues = new DeliveryQueues(backend);
     const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, { intervalMs: options.defaults.relayIntervalMs, clientIds: options.clientIds });
-    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, !(await servesOneSession(options.prisma)));
+    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, await servesOneSession(options.prisma));
     const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
 import { partnerIdSql } from '../store/links.ts';
-import { KEYED_PLANS, isRowFault } from '../store/sql-sessions.ts';
+import { isRowFault, storePoolConfig } from '../store/sql-sessions.ts';
 
 /**
  * The delivery hot path in plain SQL on its own pool: a delivery costs two
@@ -47,28 +47,23 @@ export class DeliveryStore {
   private readonly claims: Batcher<string, ClaimedDelivery | undefined>;
   private readonly finishes: Batcher<FinishRow, boolean>;
 
-  /**
-   * @param named prepare each statement once per connection. Off for
-   * PGlite, whose socket connections all share one session (a second
-   * connection preparing the same name would fail).
-   */
-  constructor(databaseUrl: string, poolSize = 10, named = true) {
-    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types, ...(named ? { options: KEYED_PLANS } : {}) } as pg.PoolConfig);
+  /** @param oneSession the database serves every connection from one session (PGlite: see storePoolConfig). */
+  constructor(databaseUrl: string, poolSize = 10, oneSession = false) {
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types, ...storePoolConfig(oneSession) } as pg.PoolConfig);
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next query opens a new one.
     this.pool.on('error', () => undefined);
-    const statement = (name: string, text: string, values: unknown[]): pg.QueryConfig => (named ? { name, text, values } : { text, values });
     // Two batches never hold the same delivery (one job per delivery, and a key stays out of a batch
     // while another has it); a deadlock with the relay's upsert of the same deliveries is a row fault.
     this.claims = new Batcher({
-      many: (ids) => this.claimMany(ids, statement),
-      one: async (id) => (await this.claimMany([id], statement))[0],
+      many: (ids) => this.claimMany(ids),
+      one: async (id) => (await this.claimMany([id]))[0],
       keyOf: (id) => id,
       oneByOneAfter: isRowFault,
     });
     this.finishes = new Batcher({
-      many: (rows) => this.finishMany(rows, statement),
-      one: async (row) => (await this.finishMany([row], statement))[0],
+      many: (rows) => this.finishMany(rows),
+      one: async (row) => (await this.finishMany([row]))[0],
       keyOf: (row) => row.deliveryId,
       oneByOneAfter: isRowFault,
     });
@@ -86,8 +81,8 @@ export class DeliveryStore {
     return this.claims.run(deliveryId);
   }
 
-  private async claimMany(ids: string[], statement: Statement): Promise<(ClaimedDelivery | undefined)[]> {
-    const { rows } = await this.pool.query<ClaimedDelivery>(statement('delivery-claim', CLAIM, [ids]));
+  private async claimMany(ids: string[]): Promise<(ClaimedDelivery | undefined)[]> {
+    const { rows } = await this.pool.query<ClaimedDelivery>({ name: 'delivery-claim', text: CLAIM, values: [ids] });
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id));
   }
@@ -125,15 +120,17 @@ export class DeliveryStore {
     return { stillPending };
   }
 
-  private async finishMany(rows: FinishRow[], statement: Statement): Promise<boolean[]> {
+  private async finishMany(rows: FinishRow[]): Promise<boolean[]> {
     const column = <K extends keyof FinishRow>(key: K) => rows.map((row) => row[key]);
-    const { rows: answers } = await this.pool.query<{ id: string; stillPending: boolean }>(
-      statement('delivery-finish', FINISH, [
+    const { rows: answers } = await this.pool.query<{ id: string; stillPending: boolean }>({
+      name: 'delivery-finish',
+      text: FINISH,
+      values: [
         column('deliveryId'), column('version'), column('outcome'), column('note'), column('attemptId'), column('idempotencyKey'),
         column('startedAt'), column('durationMs'), column('calls'), column('httpStatus'), column('linkId'), column('entityType'),
         column('entityId'), column('providerId'), column('clubId'), column('externalId'),
-      ]),
-    );
+      ],
+    });
     const byId = new Map(answers.map((a) => [a.id, a.stillPending]));
     return rows.map((row) => byId.get(row.deliveryId) === true);
   }
@@ -159,7 +156,6 @@ export class DeliveryStore {
   }
 }
 
-type Statement = (name: string, text: string, values: unknown[]) => pg.QueryConfig;
 
 /** One finished delivery as the batched finish takes it. */
 interface FinishRow {

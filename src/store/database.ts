@@ -38,7 +38,7 @@ export async function openDatabase(
     if (options.migrate !== false) await applyMigrations(url);
     const prisma = createPrisma(url, config.databasePoolSize);
     await prisma.$connect();
-    const store = RecordStore.open(url, config.databasePoolSize, { named: !(await servesOneSession(prisma)) });
+    const store = RecordStore.open(url, config.databasePoolSize, { oneSession: await servesOneSession(prisma) });
     return {
       prisma,
       store,

@@ -27,12 +27,17 @@ const runningFile = (dataDir: string) => path.join(dataDir, 'embedded-postgres.j
 
 /**
  * Settings given at each start (PGlite's `postgresqlconf` option would
- * replace the data folder's postgresql.conf whole). Of PGlite's default
- * 128 MB of shared buffers every page read stays resident; with 16 MB the
- * hub under load is ~150 MB smaller, and pages beyond them come back from
- * the operating system's file cache.
+ * replace the data folder's postgresql.conf whole):
+ * - Of PGlite's default 128 MB of shared buffers every page read stays
+ *   resident; with 16 MB the hub under load is ~150 MB smaller, and pages
+ *   beyond them come back from the operating system's file cache.
+ * - No sequential scans, for the session every connection shares: the
+ *   stores' statements are prepared once and their plans kept (see
+ *   KEYED_PLANS and OwnStatementNames in sql-sessions.ts), and a plan made
+ *   while a table was small must not scan it whole once it has grown. A
+ *   query that has no index to use still scans.
  */
-const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
+const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB', '-c', 'enable_seqscan=off'];
 
 export async function startEmbeddedPostgres(dataDir: string, port = 0): Promise<EmbeddedPostgres> {
   mkdirSync(dataDir, { recursive: true });

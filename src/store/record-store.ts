@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
-import { KEYED_PLANS, isRowFault } from './sql-sessions.ts';
+import { isRowFault, storePoolConfig } from './sql-sessions.ts';
 import { partnerIdSql, type LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 
@@ -20,11 +20,6 @@ export type RecordTable = 'user_record' | 'lead_source';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
-/** Where a batch statement runs, and whether it may be prepared under a name. */
-interface Target {
-  db: Queryable;
-  named: boolean;
-}
 
 export interface RecordWrite {
   id: string;
@@ -65,43 +60,31 @@ interface KeyedWrite {
 export class RecordStore {
   private readonly batchers = new Map<string, unknown>();
 
-  /**
-   * @param named prepare each statement shape once per connection. Off for
-   * PGlite, whose socket connections all share one session
-   * (a second connection preparing the same name would fail).
-   */
-  constructor(
-    readonly pool: pg.Pool,
-    private readonly named = true,
-  ) {}
+  constructor(readonly pool: pg.Pool) {}
 
-  private get target(): Target {
-    return { db: this.pool, named: this.named };
-  }
-
-  static open(databaseUrl: string, poolSize: number, options: { named?: boolean } = {}): RecordStore {
+  /** @param options.oneSession the database serves every connection from one session (PGlite: see storePoolConfig). */
+  static open(databaseUrl: string, poolSize: number, options: { oneSession?: boolean } = {}): RecordStore {
     // A pool that cannot hand out a connection within 10 s is a hub that cannot take saves: UNAVAILABLE.
     // A save waits at most 5 s for a row another transaction holds (then UNAVAILABLE, retry), so
     // one stuck record cannot hold the saves batched with it for long.
-    const named = options.named ?? true;
     const pool = new pg.Pool({
       connectionString: databaseUrl,
       max: poolSize,
       connectionTimeoutMillis: 10_000,
       lock_timeout: 5_000,
-      ...(named ? { options: KEYED_PLANS } : {}),
+      ...storePoolConfig(options.oneSession ?? false),
     });
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next save opens a new one.
     pool.on('error', () => undefined);
-    return new RecordStore(pool, named);
+    return new RecordStore(pool);
   }
 
   /** The record a provider's IDs point at, if any. */
   readByLink(table: RecordTable, key: LinkKey): Promise<LinkedRow | undefined> {
     return this.batcher(`read:${table}`, () => ({
-      many: (keys: LinkKey[]) => readManyByLink(this.target, table, keys),
-      one: async (k: LinkKey) => (await readManyByLink(this.target, table, [k]))[0],
+      many: (keys: LinkKey[]) => readManyByLink(this.pool, table, keys),
+      one: async (k: LinkKey) => (await readManyByLink(this.pool, table, [k]))[0],
     })).run(key);
   }
 
@@ -116,7 +99,7 @@ export class RecordStore {
     where: { id: string } | { clubId: string; externalId: string },
   ): Promise<UserAsProvider | undefined> {
     const statement = userAsStatement(providerId, entityType, where);
-    const { rows } = await this.pool.query<UserAsProvider>(this.named ? statement : { text: statement.text, values: statement.values });
+    const { rows } = await this.pool.query<UserAsProvider>(statement);
     return rows[0];
   }
 
@@ -130,8 +113,8 @@ export class RecordStore {
   create(table: RecordTable, schema: RecordSchema, key: LinkKey, row: RecordWrite, change: ChangeOrigin): Promise<CreateOutcome> {
     const write = { key, row, change };
     return this.batcher(`create:${table}:${columnsOf(schema, row).key}`, () => ({
-      many: (writes: KeyedWrite[]) => createMany(this.target, table, schema, writes),
-      one: async (w: KeyedWrite) => (await createMany(this.target, table, schema, [w]))[0],
+      many: (writes: KeyedWrite[]) => createMany(this.pool, table, schema, writes),
+      one: async (w: KeyedWrite) => (await createMany(this.pool, table, schema, [w]))[0],
       keyOf: (w: KeyedWrite) => linkKeyText(w.key),
       oneByOneAfter: isRowFault,
     })).run(write);
@@ -140,8 +123,8 @@ export class RecordStore {
   /** Writes version `row.version` if the stored one is still what was read; false when it moved on. */
   update(table: RecordTable, schema: RecordSchema, row: RecordWrite, change: ChangeOrigin): Promise<boolean> {
     return this.batcher(`update:${table}:${columnsOf(schema, row).key}`, () => ({
-      many: (writes: Omit<KeyedWrite, 'key'>[]) => updateMany(this.target, table, schema, writes),
-      one: async (w: Omit<KeyedWrite, 'key'>) => (await updateMany(this.target, table, schema, [w]))[0],
+      many: (writes: Omit<KeyedWrite, 'key'>[]) => updateMany(this.pool, table, schema, writes),
+      one: async (w: Omit<KeyedWrite, 'key'>) => (await updateMany(this.pool, table, schema, [w]))[0],
       keyOf: (w: Omit<KeyedWrite, 'key'>) => w.row.id,
       oneByOneAfter: isRowFault,
     })).run({ row, change });
@@ -188,7 +171,7 @@ export class RecordStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const [{ created }] = await createMany({ db: client, named: this.named }, table, schema, [{ key, row, change }]);
+      const [{ created }] = await createMany(client, table, schema, [{ key, row, change }]);
       if (created) await resolvePending(client, pending.kind, row.clientId, key.providerId, pending.ref, row.id);
       await client.query('COMMIT');
       return created;
@@ -280,14 +263,13 @@ const linkKeyText = (k: LinkKey) => `${k.providerId}/${k.entityType}/${k.clubId}
  * the rows `t`. Its text depends only on the columns, not on the batch size,
  * so it is prepared once per connection (named) and reused.
  */
-function unnestStatement(named: boolean, name: string, columns: { as: string; type: string }[], body: string): pg.QueryConfig {
+function unnestStatement(name: string, columns: { as: string; type: string }[], body: string): pg.QueryConfig {
   const text = `WITH t AS (SELECT * FROM unnest(${columns.map((c, i) => `$${i + 1}::${c.type}[]`).join(', ')}) WITH ORDINALITY AS t(${columns.map((c) => c.as).join(', ')}, i))\n${body}`;
-  return named ? { name: `${name}-${createHash('sha1').update(text).digest('hex').slice(0, 12)}`, text } : { text };
+  return { name: `${name}-${createHash('sha1').update(text).digest('hex').slice(0, 12)}`, text };
 }
 
-async function readManyByLink({ db, named }: Target, table: RecordTable, keys: LinkKey[]): Promise<(LinkedRow | undefined)[]> {
+async function readManyByLink(db: Queryable, table: RecordTable, keys: LinkKey[]): Promise<(LinkedRow | undefined)[]> {
   const statement = unnestStatement(
-    named,
     `read-${table}`,
     [{ as: 'provider', type: 'uuid' }, { as: 'type', type: '"EntityType"' }, { as: 'club', type: 'uuid' }, { as: 'external', type: 'text' }],
     `SELECT t.i::int AS i, l."entityId"::text AS "entityId", to_jsonb(r) AS row
@@ -331,7 +313,7 @@ const INSERT_EVENTS = `INSERT INTO outbox_event (id, "entityType", "entityId", "
  * record whose link already exists is not written; the record the link
  * points at is read instead, as far as the statement's snapshot shows it.
  */
-async function createMany({ db, named }: Target, table: RecordTable, schema: RecordSchema, writes: KeyedWrite[]): Promise<CreateOutcome[]> {
+async function createMany(db: Queryable, table: RecordTable, schema: RecordSchema, writes: KeyedWrite[]): Promise<CreateOutcome[]> {
   const { names, columns, values } = writeColumns(schema, writes, [
     ...WRITE_HEAD,
     { as: 'link_type', type: '"EntityType"', of: (w) => w.key.entityType },
@@ -340,7 +322,6 @@ async function createMany({ db, named }: Target, table: RecordTable, schema: Rec
   ]);
   const own = names.map((_, j) => `t.c${j}`);
   const statement = unnestStatement(
-    named,
     `create-${table}`,
     columns,
     // Links in a stable order, so two batches claiming the same key wait for each other instead of deadlocking.
@@ -366,13 +347,12 @@ async function createMany({ db, named }: Target, table: RecordTable, schema: Rec
  * written only if its record is still the version (and modifiedDate) it was
  * read at, else false: read again.
  */
-async function updateMany({ db, named }: Target, table: RecordTable, schema: RecordSchema, writes: Omit<KeyedWrite, 'key'>[]): Promise<boolean[]> {
+async function updateMany(db: Queryable, table: RecordTable, schema: RecordSchema, writes: Omit<KeyedWrite, 'key'>[]): Promise<boolean[]> {
   const { names, columns, values } = writeColumns(schema, writes, [
     ...WRITE_HEAD,
     { as: 'expected', type: 'timestamptz', of: (w) => w.row.expectedModifiedDate ?? null },
   ]);
   const statement = unnestStatement(
-    named,
     `update-${table}`,
     columns,
     // Rows locked in id order, as every statement locking several records does: two of them never deadlock.

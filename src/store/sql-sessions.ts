@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import type { PrismaClient } from './generated/client.ts';
 
 /**
@@ -7,8 +9,8 @@ import type { PrismaClient } from './generated/client.ts';
 
 /**
  * PGlite (embedded, or another hub's reached through DATABASE_URL) serves
- * all its socket connections from one session: statements prepared under a
- * name would collide there, so the stores prepare by name only elsewhere.
+ * all its socket connections from one session: statements prepared under
+ * one name by two connections would collide there (see OwnStatementNames).
  */
 export async function servesOneSession(prisma: PrismaClient): Promise<boolean> {
   const [{ version }] = await prisma.$queryRaw<{ version: string }[]>`SELECT version() AS version`;
@@ -27,8 +29,9 @@ export function isRowFault(error: unknown): boolean {
 }
 
 /**
- * Session settings of the plain-SQL stores' connections (PostgreSQL only:
- * PGlite serves every connection from one session). Each of their
+ * Session settings of the plain-SQL stores' connections on PostgreSQL (the
+ * embedded database's one shared session starts without sequential scans:
+ * see embedded-postgres.ts). Each of their
  * statements reaches its rows by key, a batch at a time, and is prepared
  * once per connection. A plan is made once, often while the tables are
  * still small or not yet analyzed (a new database, a burst of changes, a
@@ -40,3 +43,54 @@ export function isRowFault(error: unknown): boolean {
  * whatever the statistics say.
  */
 export const KEYED_PLANS = '-c enable_seqscan=off -c plan_cache_mode=force_generic_plan';
+
+/**
+ * The pool settings of a plain-SQL store: KEYED_PLANS for each session on
+ * PostgreSQL; on a database that serves every connection from one session,
+ * whose settings are its own (the embedded database starts without
+ * sequential scans), connections that keep their statement names apart.
+ */
+export function storePoolConfig(oneSession: boolean): pg.PoolConfig {
+  return oneSession ? { Client: OwnStatementNames } : { options: KEYED_PLANS };
+}
+
+/**
+ * A connection to a database whose connections share one session (PGlite).
+ * Its named statements are prepared under a prefix of its own, so two
+ * connections never prepare the same name; preparing each statement once
+ * instead of parsing and planning it on every execution halves PGlite's
+ * work per save. A connection that ends cleanly (pool idle timeout, close)
+ * deallocates them first: the session outlives it.
+ */
+export class OwnStatementNames extends pg.Client {
+  private readonly prefix = randomBytes(4).toString('hex');
+  private readonly prepared = new Set<string>();
+
+  // Every one of pg's overloads passes through unchanged but for a QueryConfig's name; `any` is
+  // what the overloads return between them.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override query(config: unknown, ...rest: unknown[]): any {
+    if (typeof config === 'object' && config !== null && typeof (config as pg.QueryConfig).name === 'string') {
+      const name = `${this.prefix}:${(config as pg.QueryConfig).name}`;
+      this.prepared.add(name);
+      config = { ...config, name };
+    }
+    return (super.query as (...args: unknown[]) => unknown)(config, ...rest);
+  }
+
+  override end(): Promise<void>;
+  override end(callback: (error: Error) => void): void;
+  override end(callback?: (error: Error) => void): Promise<void> | void {
+    const names = [...this.prepared];
+    this.prepared.clear();
+    const deallocated = names.length
+      ? super.query(names.map((name) => `DEALLOCATE ${pg.escapeIdentifier(name)}`).join('; ')).then(
+          () => undefined,
+          () => undefined,
+        )
+      : Promise.resolve();
+    const ended = deallocated.then(() => super.end());
+    if (!callback) return ended;
+    ended.then(() => callback(undefined as unknown as Error), callback);
+  }
+}

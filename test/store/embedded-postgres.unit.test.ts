@@ -39,10 +39,11 @@ describe('the embedded database', () => {
     }
   });
 
-  it('runs with 16 MB of shared buffers, set at each start, not PGlite’s 128 MB', async () => {
+  it('runs with 16 MB of shared buffers (not PGlite’s 128 MB) and without sequential scans, set at each start', async () => {
     const embedded = await startEmbeddedPostgres(dataDir);
     try {
       expect(await query(embedded.url, 'SHOW shared_buffers')).toEqual([{ shared_buffers: '16MB' }]);
+      expect(await query(embedded.url, 'SHOW enable_seqscan')).toEqual([{ enable_seqscan: 'off' }]);
       // The data folder's own settings (timezone, datestyle, ...) are still there.
       expect(await query(embedded.url, "SELECT count(*)::int AS n FROM pg_settings WHERE source = 'configuration file'")).not.toEqual([{ n: 0 }]);
     } finally {

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { DeliveryStore } from '../../src/delivery/delivery-store.ts';
 import { RecordStore } from '../../src/store/record-store.ts';
@@ -16,6 +18,48 @@ describe.runIf(inject('databaseKind') === 'postgres')('the plain-SQL stores on P
     } finally {
       await saves.close();
       await deliveries.close();
+    }
+  });
+});
+
+// PGlite: every connection is the same session, so statement names must be each connection's own.
+describe.runIf(inject('databaseKind') === 'pglite')('the plain-SQL stores on the embedded database', () => {
+  const prepared = async (pool: pg.Pool) =>
+    (await pool.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map((row) => row.name);
+
+  it('prepare each statement once per connection, under names no other connection uses, and deallocate them when the connection ends', async () => {
+    const saves = RecordStore.open(inject('databaseUrl'), 4, { oneSession: true });
+    const deliveries = new DeliveryStore(inject('databaseUrl'), 4, true);
+    const observer = new pg.Pool({ connectionString: inject('databaseUrl'), max: 1 });
+    try {
+      const before = await prepared(observer);
+      // Four connections at once run the same statements: the first two by name, the third by batch.
+      const missing = { providerId: randomUUID(), entityType: 'USER' as const, clubId: randomUUID(), externalId: 'none' };
+      const clients = await Promise.all([1, 2, 3, 4].map(() => saves.pool.connect()));
+      try {
+        await Promise.all(
+          clients.map((client) => client.query({ name: 'same-name', text: 'SELECT $1::int + 1 AS n', values: [1] }).then(({ rows }) => expect(rows).toEqual([{ n: 2 }]))),
+        );
+      } finally {
+        for (const client of clients) client.release();
+      }
+      await Promise.all([1, 2, 3].map(() => saves.readByLink('user_record', missing)));
+      await deliveries.claim(randomUUID());
+      const during = (await prepared(observer)).filter((name) => !before.includes(name));
+      // Four prefixes for the shared name; the read and the claim, each prepared once per connection used.
+      expect(during.filter((name) => name.endsWith(':same-name'))).toHaveLength(4);
+      expect(new Set(during.filter((name) => name.endsWith(':same-name')).map((name) => name.split(':')[0])).size).toBe(4);
+      expect(during.some((name) => /:read-user_record-/.test(name))).toBe(true);
+      expect(during.some((name) => name.endsWith(':delivery-claim'))).toBe(true);
+    } finally {
+      await saves.close();
+      await deliveries.close();
+    }
+    try {
+      // Closed stores leave nothing behind in the session that outlives them.
+      expect((await prepared(observer)).filter((name) => /:(same-name|read-user_record-|delivery-claim)/.test(name))).toEqual([]);
+    } finally {
+      await observer.end();
     }
   });
 });

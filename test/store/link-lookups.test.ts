@@ -15,7 +15,8 @@ function rowsRemoved(node: Record<string, unknown>): number {
   return own + ((node.Plans as Record<string, unknown>[] | undefined) ?? []).reduce((sum, child) => sum + rowsRemoved(child), 0);
 }
 
-// PostgreSQL only: these are its plans, prepared and kept per session; PGlite plans each statement afresh.
+// PostgreSQL only: the stale statistics come from its ANALYZE, and the plans from per-connection session options
+// (KEYED_PLANS) that PGlite's one shared session does not take.
 describe.runIf(inject('databaseKind') === 'postgres')('the ID a provider knows a record by', () => {
   let database: FreshDatabase;
   let db: pg.Client;

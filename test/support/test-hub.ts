@@ -24,7 +24,7 @@ export interface TestHub {
 export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => Date; databaseUrl?: string } = {}): TestHub {
   const url = options.databaseUrl ?? inject('databaseUrl');
   const prisma = createPrisma(url, 4);
-  const store = RecordStore.open(url, 4, { named: inject('databaseKind') === 'postgres' });
+  const store = RecordStore.open(url, 4, { oneSession: inject('databaseKind') === 'pglite' });
   const services = createHubServices({ prisma, store, cacheTtlMs: 0, clock: options.clock });
   const adminToken = randomBytes(24).toString('hex');
   const app = createApp({
