@@ -1,0 +1,63 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
+import { createLogger } from '../../src/log.ts';
+import { API, userXml } from '../support/test-hub.ts';
+import { eventually, startRig, type Rig } from '../support/delivery-rig.ts';
+
+let rig: Rig;
+const relays: OutboxRelay[] = [];
+beforeAll(async () => {
+  rig = await startRig([{ code: 'A' }, { code: 'B', receives: {} }]);
+  // The relays below are the only ones: the engine's own would take their events.
+  await rig.engine.relay.stop();
+});
+afterAll(async () => {
+  for (const relay of relays) await relay.stop();
+  await rig?.stop();
+});
+
+let saved = 0;
+async function saveAtA(): Promise<void> {
+  const t = rig.partners.A.tenant;
+  const res = await request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, `relay-${++saved}`, { firstname: 'Rita', lastname: 'Relay', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'rita@example.com' }));
+  expect(res.status).toBe(200);
+}
+const unrelayed = () => rig.hub.prisma.outboxEvent.count({ where: { clientId: rig.clientId, relayedAt: null } });
+function relay(options: Partial<OutboxRelayOptions>): OutboxRelay {
+  const made = new OutboxRelay(rig.hub.prisma, rig.engine.registry, rig.engine.queues, createLogger('silent'), { intervalMs: 60_000, clientIds: [rig.clientId], ...options });
+  relays.push(made);
+  return made;
+}
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the outbox relay', () => {
+  it('relays, in one run, every event committed before it, over as many full batches as it takes, and the receiver gets each', async () => {
+    for (let i = 0; i < 5; i++) await saveAtA();
+    expect(await relay({ batchSize: 2 }).drain()).toBe(5);
+    expect(await unrelayed()).toBe(0);
+    await eventually(() => rig.partners.B.fake!.users.size >= 5, 10_000);
+  });
+
+  it('woken again within its spacing, runs once the spacing is over: not at once, and without losing the wake', async () => {
+    const spaced = relay({ spacingMs: 1_500 });
+    await saveAtA();
+    spaced.wake();
+    await eventually(async () => (await unrelayed()) === 0, 5_000);
+    await saveAtA();
+    spaced.wake();
+    await pause(300);
+    expect(await unrelayed()).toBe(1);
+    await eventually(async () => (await unrelayed()) === 0, 5_000);
+  });
+
+  it('once stopped, ignores wakes (a save during shutdown starts no run)', async () => {
+    const stopped = relay({});
+    await stopped.stop();
+    await saveAtA();
+    stopped.wake();
+    await pause(300);
+    expect(await unrelayed()).toBe(1);
+    expect(await relay({}).drain()).toBe(1);
+  });
+});
