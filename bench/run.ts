@@ -30,6 +30,16 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
   console.log(`${figure}: ${value.toFixed(2)} ${unit}${target ? ` (target ${target.text}: ${pass ? 'pass' : 'FAIL'})` : ''}`);
 };
 
+/**
+ * 1,000 records/s, evenly paced: the figures of 20 s (3 s quick) that follow
+ * 5 s (1 s quick) at the same rate, not counted, so they are the steady
+ * state's and not the end of what the run before left (a relay backlog).
+ */
+async function steadyLoad(url: string, token: string): Promise<LoadResult> {
+  await pacedLoad(url, token, { seconds: quick ? 1 : 5, connections: 50, rate: 1000 });
+  return pacedLoad(url, token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
+}
+
 // Ingest: the hub's API against a bare Express + fast-xml-parser server, same load, same core, in
 // alternating rounds (both servers up, one loaded at a time) so a disturbance of the machine hits both.
 // Each server first takes a round that is not counted: the figures are the servers' steady state, not
@@ -51,7 +61,7 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
     ingest.push(await load(hub.url, env.token, { seconds, connections: 50 }));
     rss.push(hub.rssMiB());
   }
-  const steady = await pacedLoad(hub.url, env.token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
+  const steady = await steadyLoad(hub.url, env.token);
   rss.push(hub.rssMiB());
   await hub.stop();
   await env.close();
@@ -64,8 +74,8 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
   record('ingest / baseline', hubRate / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
   record('ingest errors (non-2xx + socket)', [...ingest, steady].reduce((n, r) => n + r.non2xx + r.errors, 0), 'requests', { op: '<=', limit: 0, text: '0' });
   record('ingest p99 under full load (50 connections, no pause), median round', median(ingest.map((r) => r.p99)), 'ms');
-  record('ingest p50 at a steady 1,000 records/s (evenly paced)', steady.p50, 'ms');
-  record('ingest p99 at a steady 1,000 records/s (evenly paced)', steady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
+  record('ingest p50 at a steady 1,000 records/s (evenly paced, after 5 s at that rate)', steady.p50, 'ms');
+  record('ingest p99 at a steady 1,000 records/s (evenly paced, after 5 s at that rate)', steady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
   record('hub RSS during ingest (highest sample)', Math.max(...rss), 'MiB', { op: '<=', limit: 300, text: '< 300 MiB' });
 
   // The embedded default (`npm start`: API, worker and PGlite in one process), same load.
@@ -73,12 +83,12 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
   await load(embedded.url, embedded.token, { seconds: warmUp, connections: 50 });
   const embeddedIngest = await load(embedded.url, embedded.token, { seconds, connections: 50 });
   const embeddedRss = embedded.rssMiB();
-  const embeddedSteady = await pacedLoad(embedded.url, embedded.token, { seconds: quick ? 3 : 20, connections: 50, rate: 1000 });
+  const embeddedSteady = await steadyLoad(embedded.url, embedded.token);
   await embedded.stop();
   record(`ingest, durable POST /user (embedded PGlite), requests/s after a ${warmUp} s warm-up`, embeddedIngest.requestsPerSecond, 'req/s');
   record('embedded ingest / baseline', embeddedIngest.requestsPerSecond / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
   record('embedded ingest errors (non-2xx + socket)', embeddedIngest.non2xx + embeddedIngest.errors, 'requests', { op: '<=', limit: 0, text: '0' });
-  record('embedded p99 at a steady 1,000 records/s offered (evenly paced)', embeddedSteady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
+  record('embedded p99 at a steady 1,000 records/s offered (evenly paced, after 5 s at that rate)', embeddedSteady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
   record('embedded hub RSS during ingest (PGlite inside)', embeddedRss, 'MiB', { op: '<=', limit: 300, text: '< 300 MiB' });
 }
 
