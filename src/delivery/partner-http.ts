@@ -50,9 +50,9 @@ export class SignedPartnerHttp implements PartnerHttp {
     const started = performance.now();
     const record = (status: number | undefined) =>
       this.calls.push({ operation: request.operation, status, durationMs: Math.round(performance.now() - started) });
-    let answer: { status: number; headers: Record<string, string>; text: string };
+    let answer: Answer;
     try {
-      answer = await exchange(url, request.method, headers, request.body, this.timeoutMs, this.agent);
+      answer = await exchange({ url, method: request.method, headers, body: request.body, timeoutMs: this.timeoutMs, agent: this.agent });
     } catch (error) {
       record(undefined);
       const timedOut = (error as Error).name === 'TimeoutError';
@@ -101,36 +101,39 @@ export function partnerAgent(conn: { settings: { concurrency: number } }): Partn
  */
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
+/** One HTTP call to a partner, as sent. */
+interface Exchange {
+  url: URL;
+  method: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+  timeoutMs: number;
+  agent: PartnerAgent | undefined;
+}
+
+/** The partner's answer, its body read whole (up to MAX_ANSWER_BYTES). */
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
 /**
  * A kept-alive socket the partner closed while idle fails on reuse with
  * ECONNRESET before the request reached it: that one is sent again at once
  * on a new socket, instead of costing an attempt (and tripping the breaker).
  */
-async function exchange(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: string | undefined,
-  timeoutMs: number,
-  agent: PartnerAgent | undefined,
-): Promise<{ status: number; headers: Record<string, string>; text: string }> {
+async function exchange(call: Exchange): Promise<Answer> {
   try {
-    return await exchangeOnce(url, method, headers, body, timeoutMs, agent);
+    return await exchangeOnce(call);
   } catch (error) {
     const stale = (error as { reusedSocket?: boolean; code?: string }).reusedSocket && ['ECONNRESET', 'EPIPE'].includes((error as { code?: string }).code ?? '');
     if (!stale) throw error;
-    return exchangeOnce(url, method, headers, body, timeoutMs, agent);
+    return exchangeOnce(call);
   }
 }
 
-function exchangeOnce(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: string | undefined,
-  timeoutMs: number,
-  agent: PartnerAgent | undefined,
-): Promise<{ status: number; headers: Record<string, string>; text: string }> {
+function exchangeOnce({ url, method, headers, body, timeoutMs, agent }: Exchange): Promise<Answer> {
   const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request(url, { method, headers, agent: agent ? (secure ? agent.https : agent.http) : undefined });
@@ -152,8 +155,7 @@ function exchangeOnce(
           const error = new Error(`the partner's answer is larger than ${MAX_ANSWER_BYTES / 2 ** 20} MiB; the hub reads no more`);
           error.name = 'AnswerTooLarge';
           req.destroy(error);
-        }
-        else chunks.push(chunk);
+        } else chunks.push(chunk);
       });
       res.on('error', (error) => {
         clearTimeout(timer);

@@ -20,7 +20,6 @@ export type RecordTable = 'user_record' | 'lead_source';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
-
 export interface RecordWrite {
   id: string;
   clientId: string;
