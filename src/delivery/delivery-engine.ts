@@ -30,8 +30,8 @@ export interface DeliveryEngineOptions {
   clientIds?: string[];
 }
 
-/** The relay's spacing on the embedded database (OutboxRelayOptions.spacingMs): deliveries start up to this much later. */
-const EMBEDDED_RELAY_SPACING_MS = 50;
+/** The relay's spacing on a database of one shared session (OutboxRelayOptions.spacingMs): deliveries start up to this much later. */
+const ONE_SESSION_RELAY_SPACING_MS = 50;
 
 /**
  * The worker role: the outbox relay, one BullMQ worker per receiving
@@ -56,12 +56,13 @@ export class DeliveryEngine {
     const backend = await createQueueBackend({ redisUrl: options.redisUrl, databaseUrl: options.databaseUrl, embedded: options.embedded });
     const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
     const queues = new DeliveryQueues(backend);
+    const oneSession = await servesOneSession(options.prisma);
     const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, {
       intervalMs: options.defaults.relayIntervalMs,
       clientIds: options.clientIds,
-      spacingMs: options.embedded ? EMBEDDED_RELAY_SPACING_MS : 0,
+      spacingMs: oneSession ? ONE_SESSION_RELAY_SPACING_MS : 0,
     });
-    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, await servesOneSession(options.prisma));
+    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, oneSession);
     const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.

@@ -156,7 +156,6 @@ export class DeliveryStore {
   }
 }
 
-
 /** One finished delivery as the batched finish takes it. */
 interface FinishRow {
   deliveryId: string;

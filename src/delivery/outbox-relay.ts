@@ -31,9 +31,9 @@ export interface OutboxRelayOptions {
   clientIds?: string[];
   /**
    * The least time from the end of one relay run to the start of the next
-   * when woken (0: at once). On the embedded database the relay's
-   * transaction holds the one session every save shares, for several round
-   * trips: fewer, larger runs cost the saves less.
+   * when woken (0: at once). On a database of one shared session (the
+   * embedded PGlite) the relay's transaction holds the session every save
+   * uses, for several round trips: fewer, larger runs cost the saves less.
    */
   spacingMs?: number;
 }
