@@ -2,6 +2,13 @@ import { DeliveryEngine } from '../src/delivery/delivery-engine.ts';
 import { createLogger } from '../src/log.ts';
 import { benchEnv, REDIS_URL } from './bench-env.ts';
 import { startFakePartnerProcess } from './fake-partner-process.ts';
+import { cpuSeconds, cpuSpent, type Part } from './process-cpu.ts';
+
+/** This process's CPU seconds so far (user + system). */
+const processCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
 
 /**
  * Deliveries per second from a backlog: N changed records already committed
@@ -25,6 +32,12 @@ export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'
     await env.prisma.$executeRawUnsafe(`
       INSERT INTO outbox_event (id, "entityType", "entityId", "clientId", version, "originProviderId")
       SELECT gen_random_uuid(), 'USER', id, "clientId", 1, '${env.providerA}' FROM user_record WHERE "clientId" = '${env.clientId}'`);
+    const parts: Record<string, Part> = {
+      postgres: { program: 'postgres' },
+      ...(options.queue === 'redis' ? { redis: { program: 'redis-server' } } : {}),
+      partner: { tree: partner.pid },
+    };
+    const cpuBefore = { hub: processCpuSeconds(), ...cpuSeconds(parts) };
     const started = performance.now();
     const engine = await DeliveryEngine.start({
       prisma: env.prisma,
@@ -51,9 +64,22 @@ export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'
       }
     }
     const seconds = (performance.now() - started) / 1000;
+    const spent = cpuSpent(cpuBefore, { hub: processCpuSeconds(), ...cpuSeconds(parts) });
     await engine.stop();
     const delivered = await env.prisma.delivery.count({ where: { status: 'DELIVERED' } });
-    return { events: options.events, delivered, seconds, perSecond: delivered / seconds };
+    const perDelivery = (cpu: number | undefined) => (cpu === undefined || delivered === 0 ? undefined : (cpu * 1e6) / delivered);
+    return {
+      events: options.events,
+      delivered,
+      seconds,
+      perSecond: delivered / seconds,
+      /**
+       * CPU time per delivery (µs) of each process taking part: the hub (the engine, in this process),
+       * PostgreSQL and, with Redis queues, Redis (every process of theirs on this machine; undefined
+       * when they run elsewhere), and the fake partner.
+       */
+      cpuMicrosPerDelivery: Object.fromEntries(Object.entries(spent).map(([part, cpu]) => [part, perDelivery(cpu)])),
+    };
   } finally {
     await env.close();
     await partner.stop();

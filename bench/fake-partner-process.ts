@@ -9,6 +9,7 @@ import { FakeReferencePartner } from '../adapters/reference/fake.ts';
  */
 export interface FakePartnerProcess {
   url: string;
+  pid: number;
   counts(): Promise<{ requests: number; applied: number }>;
   stop(): Promise<void>;
 }
@@ -24,6 +25,7 @@ export async function startFakePartnerProcess(): Promise<FakePartnerProcess> {
   });
   return {
     url,
+    pid: child.pid!,
     counts: () => askCounts(child),
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -7,6 +7,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { benchEnv, type BenchEnv } from './bench-env.ts';
 import { CLI, startHubChild, type HubChild } from './hub-process.ts';
+import { cpuSeconds, cpuSpent } from './process-cpu.ts';
 
 /** A user save with the seed's field set; autocannon replaces [<id>] with a fresh ID per request. */
 export function userBody(): string {
@@ -21,6 +22,8 @@ export function userBody(): string {
 
 export interface LoadResult {
   requestsPerSecond: number;
+  /** Requests answered. */
+  requests: number;
   p50: number;
   p99: number;
   non2xx: number;
@@ -105,13 +108,14 @@ export async function pacedLoad(url: string, token: string, options: { seconds: 
   agent.destroy();
   latencies.sort();
   const percentile = (p: number) => latencies[Math.min(total - 1, Math.floor(p * total))];
-  return { requestsPerSecond: total / seconds, p50: percentile(0.5), p99: percentile(0.99), non2xx, errors };
+  return { requestsPerSecond: total / seconds, requests: total, p50: percentile(0.5), p99: percentile(0.99), non2xx, errors };
 }
 
 /** The figures of an autocannon run that the benchmarks report. */
 export function loadResultOf(result: autocannon.Result): LoadResult {
   return {
     requestsPerSecond: result.requests.average,
+    requests: result.requests.total,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
@@ -119,12 +123,30 @@ export function loadResultOf(result: autocannon.Result): LoadResult {
   };
 }
 
-export async function startBaseline(cpus?: string): Promise<{ url: string; stop(): Promise<void> }> {
+/**
+ * A load on a server, with the CPU time the server's processes spent per
+ * request answered (µs; undefined without /proc). Unlike the rate, it hardly
+ * depends on what else the machine runs meanwhile.
+ */
+export async function measuredLoad(
+  serverPid: number,
+  url: string,
+  token: string | undefined,
+  options: { seconds: number; connections: number },
+): Promise<LoadResult & { cpuMicrosPerRequest: number | undefined }> {
+  const before = cpuSeconds({ server: { tree: serverPid } });
+  const result = await load(url, token, options);
+  const { server } = cpuSpent(before, cpuSeconds({ server: { tree: serverPid } }));
+  return { ...result, cpuMicrosPerRequest: server === undefined || result.requests === 0 ? undefined : (server * 1e6) / result.requests };
+}
+
+export async function startBaseline(cpus?: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const script = path.resolve(import.meta.dirname, 'baseline-server.ts');
   const args = ['--import', 'tsx', script];
   const child = cpus ? spawn('taskset', ['-c', cpus, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve) => child.stdout!.once('data', (c) => resolve(`http://127.0.0.1:${JSON.parse(String(c)).port}`)));
-  return { url, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
+  // taskset execs node, so the child's pid is the server's.
+  return { url, pid: child.pid!, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
 }
 
 /** The hub's API (no worker) in `processes` processes on the given cores, on the bench's database. */

@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { deliveryBacklog } from './delivery-backlog.ts';
 import { deliveryLatency } from './delivery-latency.ts';
 import { benchEnv, machine } from './bench-env.ts';
 import { flatCost } from './flat-cost.ts';
-import { load, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
+import { load, measuredLoad, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
+import { machineCpu } from './process-cpu.ts';
 import { partnerSync } from './partner-sync.ts';
 import { soak } from './soak.ts';
 
@@ -23,6 +25,7 @@ interface Row {
   pass: boolean | undefined;
 }
 const rows: Row[] = [];
+type MeasuredLoad = Awaited<ReturnType<typeof measuredLoad>>;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const record = (figure: string, value: number, unit: string, target?: { op: '>=' | '<='; limit: number; text: string }) => {
   const pass = target ? (target.op === '>=' ? value >= target.limit : value <= target.limit) : undefined;
@@ -55,14 +58,16 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   const hub = await startIngestHub(env, '0');
   await load(baseline.url, undefined, { seconds: warmUp, connections: 50 });
   await load(hub.url, env.token, { seconds: warmUp, connections: 50 });
-  const base: LoadResult[] = [];
-  const ingest: LoadResult[] = [];
+  const base: MeasuredLoad[] = [];
+  const ingest: MeasuredLoad[] = [];
   const rss: number[] = [];
+  const machineBefore = machineCpu();
   for (let round = 0; round < rounds; round++) {
-    base.push(await load(baseline.url, undefined, { seconds, connections: 50 }));
-    ingest.push(await load(hub.url, env.token, { seconds, connections: 50 }));
+    base.push(await measuredLoad(baseline.pid, baseline.url, undefined, { seconds, connections: 50 }));
+    ingest.push(await measuredLoad(hub.child.pid!, hub.url, env.token, { seconds, connections: 50 }));
     rss.push(hub.rssMiB());
   }
+  const machineAfter = machineCpu();
   const steady = await steadyLoad(hub.url, env.token);
   rss.push(hub.rssMiB());
   await hub.stop();
@@ -74,6 +79,19 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   record(`ingest baseline (Express + parse, no storage), requests/s${of}`, baseRate, 'req/s');
   record(`ingest, durable POST /user (PostgreSQL), requests/s${of}`, hubRate, 'req/s');
   record('ingest / baseline', hubRate / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
+  // The same comparison in CPU time per request, which depends far less on the host's load than the rate.
+  const baseCpu = median(base.map((r) => r.cpuMicrosPerRequest ?? NaN));
+  const hubCpu = median(ingest.map((r) => r.cpuMicrosPerRequest ?? NaN));
+  if (Number.isFinite(baseCpu) && Number.isFinite(hubCpu)) {
+    record('ingest baseline: CPU time per request (server process), median round', baseCpu, 'µs');
+    record('ingest, durable POST /user: CPU time per request (hub process; PostgreSQL not counted), median round', hubCpu, 'µs');
+    record('ingest / baseline in CPU time per request (baseline ÷ hub)', baseCpu / hubCpu, 'ratio');
+  }
+  if (machineBefore && machineAfter) {
+    const stolen = machineAfter.steal - machineBefore.steal;
+    const total = stolen + machineAfter.busy - machineBefore.busy + machineAfter.idle - machineBefore.idle;
+    record('CPU time taken by the hypervisor (steal) during the ingest rounds, share of the machine', (stolen / total) * 100, '%');
+  }
   record('ingest errors (non-2xx + socket)', [...ingest, steady].reduce((n, r) => n + r.non2xx + r.errors, 0), 'requests', { op: '<=', limit: 0, text: '0' });
   record('ingest p99 under full load (50 connections, no pause), median round', median(ingest.map((r) => r.p99)), 'ms');
   record(`ingest p50 at a steady 1,000 records/s (${steadyOf})`, steady.p50, 'ms');
@@ -108,14 +126,31 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   record(`soak (${span}): errors (non-2xx + socket)`, result.load.non2xx + result.load.errors, 'requests', { op: '<=', limit: 0, text: '0' });
 }
 
+/**
+ * Where a delivery's CPU time goes, process by process, and what the
+ * machine's cores could deliver at that cost if they did nothing else: the
+ * rate a faster hub alone could not exceed on this host.
+ */
+function deliveryCpu(queues: string, micros: Record<string, number | undefined>) {
+  const names: Record<string, string> = { hub: 'hub (relay, workers)', postgres: 'PostgreSQL', redis: 'Redis', partner: 'fake partner' };
+  const known = Object.entries(micros).filter((entry): entry is [string, number] => entry[1] !== undefined);
+  for (const [part, value] of known) record(`CPU time per delivery, ${names[part]} (${queues})`, value, 'µs');
+  if (known.length < Object.keys(micros).length) return;
+  const total = known.reduce((sum, [, value]) => sum + value, 0);
+  const cores = os.availableParallelism();
+  record(`deliveries/s the ${cores} cores could make at that CPU time, doing nothing else (${queues})`, (cores * 1e6) / total, '/s');
+}
+
 // Delivery from a backlog, both queue backends.
 {
   const events = quick ? 1_000 : 100_000;
   const redis = await deliveryBacklog({ database: 'postgres', queue: 'redis', events });
   record(`deliveries/s from a ${events.toLocaleString('en')}-event backlog (Redis queues)`, redis.perSecond, '/s', { op: '>=', limit: 2000, text: '≥ 2,000/s' });
+  deliveryCpu('Redis queues', redis.cpuMicrosPerDelivery);
   const pgEvents = quick ? 1_000 : 20_000;
   const postgres = await deliveryBacklog({ database: 'postgres', queue: 'postgres', events: pgEvents });
   record(`deliveries/s from a ${pgEvents.toLocaleString('en')}-event backlog (PostgreSQL queues)`, postgres.perSecond, '/s');
+  deliveryCpu('PostgreSQL queues', postgres.cpuMicrosPerDelivery);
 }
 
 // End-to-end latency at a steady 200 records/s, both backends.
