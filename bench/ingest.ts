@@ -125,8 +125,8 @@ export function loadResultOf(result: autocannon.Result): LoadResult {
 
 /**
  * A load on a server, with the CPU time the server's processes spent per
- * request answered (µs; undefined without /proc). Unlike the rate, it hardly
- * depends on what else the machine runs meanwhile.
+ * request answered (µs; undefined without /proc): the cost of a request
+ * whatever else kept the machine's cores busy meanwhile.
  */
 export async function measuredLoad(
   serverPid: number,

@@ -2,10 +2,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * CPU time of processes, read from /proc (Linux; elsewhere every figure is
- * undefined and the benchmarks leave the rows out). Requests per second
- * depend on how fast the host is and on what else it runs; CPU time per
- * request or per delivery carries from one host to another far better, and
- * says which process a run's time went to.
+ * undefined and the benchmarks leave the rows out). A rate says how much
+ * got done; CPU time per request or per delivery says what each process
+ * spent on it, so a run shows where its time went (the hub, PostgreSQL,
+ * Redis, the fake partner) and what the machine's cores could reach at that
+ * cost. It leaves out time a process waited for a core, not a host whose
+ * every instruction is slower (a busy physical machine under a VM).
  */
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on every Linux this runs on). */

@@ -79,7 +79,7 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   record(`ingest baseline (Express + parse, no storage), requests/s${of}`, baseRate, 'req/s');
   record(`ingest, durable POST /user (PostgreSQL), requests/s${of}`, hubRate, 'req/s');
   record('ingest / baseline', hubRate / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
-  // The same comparison in CPU time per request, which depends far less on the host's load than the rate.
+  // The same comparison in CPU time per request: what each server spent, whatever else kept the cores busy.
   const baseCpu = median(base.map((r) => r.cpuMicrosPerRequest ?? NaN));
   const hubCpu = median(ingest.map((r) => r.cpuMicrosPerRequest ?? NaN));
   if (Number.isFinite(baseCpu) && Number.isFinite(hubCpu)) {
