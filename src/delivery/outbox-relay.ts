@@ -72,6 +72,11 @@ export class OutboxRelay {
     tick();
   }
 
+  /** The least time between the end of a run and the start of one woken by a save (OutboxRelayOptions.spacingMs). */
+  get spacingMs(): number {
+    return this.options.spacingMs ?? 0;
+  }
+
   /** Relays now, or once `spacingMs` after the last run (called by the API in the same process after a save). */
   wake(): void {
     if (this.stopped) return;
@@ -79,7 +84,7 @@ export class OutboxRelay {
       this.again = true;
       return;
     }
-    const wait = this.lastEnded + (this.options.spacingMs ?? 0) - Date.now();
+    const wait = this.lastEnded + this.spacingMs - Date.now();
     if (wait > 0) {
       this.spaced ??= setTimeout(() => {
         this.spaced = undefined;

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
 import { createLogger } from '../../src/log.ts';
 import { API, userXml } from '../support/test-hub.ts';
@@ -49,6 +49,10 @@ describe('the outbox relay', () => {
     await pause(300);
     expect(await unrelayed()).toBe(1);
     await eventually(async () => (await unrelayed()) === 0, 5_000);
+  });
+
+  it("is spaced by the engine on the embedded database, where its transaction holds the one session every save uses, and not on PostgreSQL", () => {
+    expect(rig.engine.relay.spacingMs).toBe(inject('databaseKind') === 'pglite' ? 50 : 0);
   });
 
   it('once stopped, ignores wakes (a save during shutdown starts no run)', async () => {
