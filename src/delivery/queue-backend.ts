@@ -32,6 +32,20 @@ export async function assertNoEviction(redisUrl: string): Promise<void> {
 }
 
 /**
+ * How BullMQ's PostgreSQL backend connects: its own small pool per queue or
+ * worker, whose sessions commit without waiting for the WAL flush
+ * (synchronous_commit off). The queue is derived state: a delivery's row is
+ * the record, written by the hub's own sessions, which still wait for the
+ * flush; a job lost with the last moments before a database crash is put
+ * back by the reconciler, as one lost with an emptied Redis is. Each claim
+ * holds a per-queue lock until its commit (every delivery worker has a
+ * limiter), so not waiting there takes ~25% more deliveries per second.
+ */
+export function postgresQueueConnection(databaseUrl: string) {
+  return { connectionString: databaseUrl, migrate: true, max: 3, options: '-c synchronous_commit=off' };
+}
+
+/**
  * `embedded`: the database is PGlite behind its socket, which does not pass
  * LISTEN/NOTIFY wake-ups to other connections, so idle workers poll
  * (every 250 ms) instead of blocking for BullMQ's default 5 s.
@@ -58,7 +72,7 @@ export async function createQueueBackend(options: { redisUrl?: string; databaseU
     };
   }
   const postgres = withBackend(createPostgresBackend);
-  const connection = { connectionString: options.databaseUrl, migrate: true, max: 3 };
+  const connection = postgresQueueConnection(options.databaseUrl);
   return {
     kind: 'postgres',
     createQueue: (name) => new postgres.Queue(name, { connection }) as unknown as Queue,

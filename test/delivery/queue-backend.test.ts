@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { assertNoEviction, RedisPolicyError } from '../../src/delivery/queue-backend.ts';
+import { assertNoEviction, createQueueBackend, postgresQueueConnection, RedisPolicyError } from '../../src/delivery/queue-backend.ts';
 import { eventually, REDIS_TEST_URL } from '../support/delivery-rig.ts';
+import { freshDatabase } from '../support/fresh-database.ts';
 
 const children: ReturnType<typeof spawn>[] = [];
 afterAll(() => children.forEach((c) => c.kill('SIGKILL')));
@@ -29,5 +31,38 @@ describe.runIf(inject('databaseKind') === 'postgres')('the Redis queue backend',
 
   it('accepts the machine Redis with noeviction', async () => {
     await expect(assertNoEviction(REDIS_TEST_URL)).resolves.toBeUndefined();
+  });
+});
+
+describe.runIf(inject('databaseKind') === 'postgres')('the PostgreSQL queue backend', () => {
+  it("commits queue work without waiting for the WAL flush, while the hub's own sessions still wait for it", async () => {
+    const { options, connectionString } = postgresQueueConnection(inject('databaseUrl'));
+    const queueSession = new pg.Client({ connectionString, options });
+    const hubSession = new pg.Client({ connectionString: inject('databaseUrl') });
+    await Promise.all([queueSession.connect(), hubSession.connect()]);
+    try {
+      expect((await queueSession.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off');
+      expect((await hubSession.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('on');
+    } finally {
+      await Promise.all([queueSession.end(), hubSession.end()]);
+    }
+  });
+
+  it('runs jobs with those sessions (BullMQ adds its own search_path to the same startup options)', async () => {
+    const database = await freshDatabase(inject('databaseUrl'), 'connector_queue', { migrate: false });
+    const backend = await createQueueBackend({ databaseUrl: database.url });
+    const queue = backend.createQueue('deliver-test');
+    const done: string[] = [];
+    const worker = backend.createWorker('deliver-test', async (job) => void done.push((job.data as { deliveryId: string }).deliveryId), { concurrency: 2 });
+    try {
+      await queue.addBulk(['d-1', 'd-2', 'd-3'].map((deliveryId) => ({ name: 'USER', data: { deliveryId }, opts: { jobId: deliveryId, removeOnComplete: true } })));
+      await eventually(() => done.length === 3, 20_000);
+      expect(done.sort()).toEqual(['d-1', 'd-2', 'd-3']);
+    } finally {
+      await worker.close();
+      await queue.close();
+      await backend.close();
+      await database.drop();
+    }
   });
 });
