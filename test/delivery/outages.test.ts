@@ -211,6 +211,28 @@ describe('a partner answering 429 with Retry-After', () => {
   });
 });
 
+describe('a partner answering 429, with two worker processes on its queue', () => {
+  const rig = withRig([{ code: 'B', receives: { delivery: { attempts: 2, backoffMs: 100 } } }]);
+
+  it("holds both to the Retry-After: the other process's waiting fetch does not take the job straight back", async () => {
+    const r = rig();
+    await r.anotherEngine();
+    const b = r.partners.B.fake!;
+    b.behaviour = { kind: 'rateLimit', retryAfterSeconds: 1 };
+    const uuid = await post(r, 'rl-two-1');
+    await eventually(() => b.requests.filter((q) => q.status === 429).length >= 2, 10_000);
+    b.behaviour = { kind: 'ok' };
+    await eventually(() => b.userByRef(uuid), 10_000);
+    await settled(r);
+
+    // The rate limit is the queue's, not one process's: each call after a 429 came a second later.
+    const gaps = b.requests.slice(1).map((next, i) => ({ after429: b.requests[i].status === 429, ms: next.at - b.requests[i].at }));
+    expect(gaps.filter((g) => g.after429 && g.ms < 900)).toEqual([]);
+    expect((await deliveryOf(r, uuid, 'B'))!.status).toBe('DELIVERED');
+    expect(createsOf(r, 'B', uuid)).toBe(1);
+  });
+});
+
 describe('a partner that does not answer', () => {
   const rig = withRig([{ code: 'B', receives: { delivery: { timeoutMs: 300, attempts: 8, backoffMs: 100 } } }]);
 

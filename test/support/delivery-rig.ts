@@ -54,6 +54,8 @@ export interface Rig {
   /** The key the rig's connections are encrypted with (CONNECTOR_ENCRYPTION_KEY for CLI runs against the rig). */
   encryptionKey: string;
   partners: Record<string, { tenant: Tenant; fake?: FakeReferencePartner }>;
+  /** A second delivery engine on the same queues, as a second worker process runs one; stopped with the rig. */
+  anotherEngine(): Promise<DeliveryEngine>;
   stop(): Promise<void>;
 }
 
@@ -110,17 +112,20 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
   const base = createTestHub();
   await applyTurnup({ prisma: base.prisma, secretBox: base.secretBox }, file);
   const clientId = (await base.prisma.client.findUniqueOrThrow({ where: { code: clientCode } })).id;
-  const engine = await DeliveryEngine.start({
-    prisma: base.prisma,
-    secretBox: base.secretBox,
-    databaseUrl: inject('databaseUrl'),
-    embedded: inject('databaseKind') === 'pglite',
-    redisUrl: queueBackendUnderTest() === 'redis' ? REDIS_TEST_URL : undefined,
-    defaults: { ...FAST_DELIVERY, ...options.delivery },
-    logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
-    refreshMs: 500,
-    clientIds: [clientId],
-  });
+  const startEngine = () =>
+    DeliveryEngine.start({
+      prisma: base.prisma,
+      secretBox: base.secretBox,
+      databaseUrl: inject('databaseUrl'),
+      embedded: inject('databaseKind') === 'pglite',
+      redisUrl: queueBackendUnderTest() === 'redis' ? REDIS_TEST_URL : undefined,
+      defaults: { ...FAST_DELIVERY, ...options.delivery },
+      logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+      refreshMs: 500,
+      clientIds: [clientId],
+    });
+  const engine = await startEngine();
+  const others: DeliveryEngine[] = [];
   // The same app as createTestHub's, with saves waking the in-process relay.
   const services = createHubServices({ prisma: base.prisma, store: base.store, cacheTtlMs: 0, onChange: () => engine.wake(), requeue: (ids) => engine.relay.requeue(ids) });
   const app = createApp({ services, logger: createLogger('silent'), bodyLimitBytes: 64 * 1024, adminToken: base.adminToken, isReady: async () => true });
@@ -133,7 +138,13 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
     clientId,
     encryptionKey,
     partners,
+    async anotherEngine() {
+      const other = await startEngine();
+      others.push(other);
+      return other;
+    },
     async stop() {
+      for (const other of others) await other.stop();
       await engine.stop();
       for (const p of Object.values(partners)) await p.fake?.stop();
       await base.close();
