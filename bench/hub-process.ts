@@ -16,8 +16,11 @@ export interface HubChild {
 /** Starts `connector <command>` as its own process (optionally pinned to CPUs) and waits for it to listen. */
 export async function startHubChild(env: Record<string, string>, options: { command?: string; cpus?: string } = {}): Promise<HubChild> {
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/.out" profiles the hub under load.
-  // The flag the connector command's shebang, npm start and the Dockerfile run it with.
-  const args = ['--max-semi-space-size=4', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, options.command ?? 'start'];
+  // The young generation it is run with: npm start's for the embedded default, the Dockerfile's and
+  // the connector command's otherwise (bin/connector.js says why they differ).
+  const command = options.command ?? 'start';
+  const semiSpace = command === 'start' ? '--max-semi-space-size=4' : '--max-semi-space-size=16';
+  const args = [semiSpace, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, command];
   const child = options.cpus
     ? spawn('taskset', ['-c', options.cpus, process.execPath, ...args], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
