@@ -171,19 +171,39 @@ describe('a partner answering 500', () => {
   });
 });
 
+/** B answers 429 (Retry-After: 1) until it has sent `times` of them, then accepts; resolves with A's new record once B has it and the rig has settled. */
+async function deliveredThroughRateLimit(r: Rig, recordID: string, times: number): Promise<string> {
+  const b = r.partners.B.fake!;
+  b.behaviour = { kind: 'rateLimit', retryAfterSeconds: 1 };
+  const uuid = await post(r, recordID);
+  await eventually(() => b.requests.filter((q) => q.status === 429).length >= times, 10_000);
+  b.behaviour = { kind: 'ok' };
+  await eventually(() => b.userByRef(uuid), 10_000);
+  await settled(r);
+  return uuid;
+}
+
+/**
+ * Each call B received less than a second (the Retry-After) after a 429, described in full with the
+ * 429 before it (this once failed at 4 ms under load; the pair says which calls).
+ */
+function callsTooSoonAfter429(r: Rig): string[] {
+  const requests = r.partners.B.fake!.requests;
+  const show = (q: (typeof requests)[number]) => `${q.method} ${q.path} ${q.status} key ${String(q.headers['idempotency-key'] ?? 'none')}`;
+  return requests
+    .slice(1)
+    .map((next, i) => ({ previous: requests[i], next }))
+    .filter(({ previous, next }) => previous.status === 429 && next.at - previous.at < 900)
+    .map(({ previous, next }) => `${show(previous)} -> after ${next.at - previous.at} ms ${show(next)}`);
+}
+
 describe('a partner answering 429 with Retry-After', () => {
   // Two attempts only: waiting for a rate limit must not use them up.
   const rig = withRig([{ code: 'B', receives: { delivery: { attempts: 2, backoffMs: 100 } } }]);
 
   it('waits as told without using attempts, records RATE_LIMITED attempts, then delivers', async () => {
     const r = rig();
-    const b = r.partners.B.fake!;
-    b.behaviour = { kind: 'rateLimit', retryAfterSeconds: 1 };
-    const uuid = await post(r, 'rl-1');
-    await eventually(() => b.requests.filter((q) => q.status === 429).length >= 3, 10_000);
-    b.behaviour = { kind: 'ok' };
-    await eventually(() => b.userByRef(uuid), 10_000);
-    await settled(r);
+    const uuid = await deliveredThroughRateLimit(r, 'rl-1', 3);
 
     const d = (await deliveryOf(r, uuid, 'B'))!;
     expect(d.status).toBe('DELIVERED');
@@ -197,16 +217,8 @@ describe('a partner answering 429 with Retry-After', () => {
     expect(d.attemptsLog.some((a) => a.outcome === 'DEAD' || a.outcome === 'RETRY')).toBe(false);
     expect(await r.hub.prisma.delivery.count({ where: { clientId: r.clientId, status: 'DEAD' } })).toBe(0);
 
-    // After every 429 the next request came only after the Retry-After second. Each one too soon is
-    // described in full (this assertion once failed at 4 ms under load; the pair will say which calls).
-    const requests = b.requests;
-    const show = (q: (typeof requests)[number]) => `${q.method} ${q.path} ${q.status} key ${String(q.headers['idempotency-key'] ?? 'none')}`;
-    const tooSoon = requests
-      .slice(1)
-      .map((next, i) => ({ previous: requests[i], next }))
-      .filter(({ previous, next }) => previous.status === 429 && next.at - previous.at < 900)
-      .map(({ previous, next }) => `${show(previous)} -> after ${next.at - previous.at} ms ${show(next)}`);
-    expect(tooSoon).toEqual([]);
+    // After every 429 the next request came only after the Retry-After second.
+    expect(callsTooSoonAfter429(r)).toEqual([]);
     expect(createsOf(r, 'B', uuid)).toBe(1);
   });
 });
@@ -217,17 +229,10 @@ describe('a partner answering 429, with two worker processes on its queue', () =
   it("holds both to the Retry-After: the other process's waiting fetch does not take the job straight back", async () => {
     const r = rig();
     await r.anotherEngine();
-    const b = r.partners.B.fake!;
-    b.behaviour = { kind: 'rateLimit', retryAfterSeconds: 1 };
-    const uuid = await post(r, 'rl-two-1');
-    await eventually(() => b.requests.filter((q) => q.status === 429).length >= 2, 10_000);
-    b.behaviour = { kind: 'ok' };
-    await eventually(() => b.userByRef(uuid), 10_000);
-    await settled(r);
+    const uuid = await deliveredThroughRateLimit(r, 'rl-two-1', 2);
 
     // The rate limit is the queue's, not one process's: each call after a 429 came a second later.
-    const gaps = b.requests.slice(1).map((next, i) => ({ after429: b.requests[i].status === 429, ms: next.at - b.requests[i].at }));
-    expect(gaps.filter((g) => g.after429 && g.ms < 900)).toEqual([]);
+    expect(callsTooSoonAfter429(r)).toEqual([]);
     expect((await deliveryOf(r, uuid, 'B'))!.status).toBe('DELIVERED');
     expect(createsOf(r, 'B', uuid)).toBe(1);
   });
