@@ -2,7 +2,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { createApp } from './api/app.ts';
+import { appServer, createApp } from './api/app.ts';
 import { localSecret } from './security/local-secrets.ts';
 import { SecretBox, generateKey } from './security/secret-box.ts';
 import { createHubServices, type HubServices } from './services/hub-services.ts';
@@ -116,7 +116,7 @@ export async function startHub(config: Config, logger: Logger, roles: Roles): Pr
     },
     isDraining: () => draining,
   });
-  const server = http.createServer(app);
+  const server = appServer(app);
   // Partners keep connections alive; the keep-alive timeout must outlast typical load balancers.
   server.keepAliveTimeout = 65_000;
   // Requests still being answered: shutdown waits for them before it closes the database. A

