@@ -140,9 +140,10 @@ export async function measuredLoad(
   return { ...result, cpuMicrosPerRequest: server === undefined || result.requests === 0 ? undefined : (server * 1e6) / result.requests };
 }
 
-export async function startBaseline(cpus?: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+/** The bare baseline server; `appServer`: served as the hub serves its app (see baseline-server.ts). */
+export async function startBaseline(cpus?: string, options: { appServer?: boolean } = {}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const script = path.resolve(import.meta.dirname, 'baseline-server.ts');
-  const args = ['--import', 'tsx', script];
+  const args = ['--import', 'tsx', script, ...(options.appServer ? ['--app-server'] : [])];
   const child = cpus ? spawn('taskset', ['-c', cpus, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve) => child.stdout!.once('data', (c) => resolve(`http://127.0.0.1:${JSON.parse(String(c)).port}`)));
   // taskset execs node, so the child's pid is the server's.

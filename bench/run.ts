@@ -54,16 +54,22 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   const seconds = quick ? 3 : 10;
   const warmUp = quick ? 1 : 5;
   const baseline = await startBaseline('0');
+  // The same bare server served as the hub serves its app (appServer): what the hub's server alone is
+  // worth, so the ratio above can be read against a baseline that has it too.
+  const servedAsHub = await startBaseline('0', { appServer: true });
   const env = await benchEnv('postgres');
   const hub = await startIngestHub(env, '0');
   await load(baseline.url, undefined, { seconds: warmUp, connections: 50 });
+  await load(servedAsHub.url, undefined, { seconds: warmUp, connections: 50 });
   await load(hub.url, env.token, { seconds: warmUp, connections: 50 });
   const base: MeasuredLoad[] = [];
+  const baseAsHub: MeasuredLoad[] = [];
   const ingest: MeasuredLoad[] = [];
   const rss: number[] = [];
   const machineBefore = machineCpu();
   for (let round = 0; round < rounds; round++) {
     base.push(await measuredLoad(baseline.pid, baseline.url, undefined, { seconds, connections: 50 }));
+    baseAsHub.push(await measuredLoad(servedAsHub.pid, servedAsHub.url, undefined, { seconds, connections: 50 }));
     ingest.push(await measuredLoad(hub.child.pid!, hub.url, env.token, { seconds, connections: 50 }));
     rss.push(hub.rssMiB());
   }
@@ -73,6 +79,7 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   await hub.stop();
   await env.close();
   await baseline.stop();
+  await servedAsHub.stop();
   const baseRate = median(base.map((r) => r.requestsPerSecond));
   const hubRate = median(ingest.map((r) => r.requestsPerSecond));
   const of = `${rounds > 1 ? `, median of ${rounds} rounds` : ''} after a ${warmUp} s warm-up`;
@@ -87,6 +94,11 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
     record('ingest, durable POST /user: CPU time per request (hub process; PostgreSQL not counted), median round', hubCpu, 'µs');
     record('ingest / baseline in CPU time per request (baseline ÷ hub)', baseCpu / hubCpu, 'ratio');
   }
+  const asHubRate = median(baseAsHub.map((r) => r.requestsPerSecond));
+  record(`ingest baseline served as the hub serves its app (appServer), requests/s${of}`, asHubRate, 'req/s');
+  const asHubCpu = median(baseAsHub.map((r) => r.cpuMicrosPerRequest ?? NaN));
+  if (Number.isFinite(asHubCpu)) record('ingest baseline served as the hub serves its app: CPU time per request, median round', asHubCpu, 'µs');
+  record('ingest / baseline served as the hub serves its app', hubRate / asHubRate, 'ratio');
   if (machineBefore && machineAfter) {
     const stolen = machineAfter.steal - machineBefore.steal;
     const total = stolen + machineAfter.busy - machineBefore.busy + machineAfter.idle - machineBefore.idle;
