@@ -40,10 +40,15 @@ export async function assertNoEviction(redisUrl: string): Promise<void> {
  * back by the reconciler, as one lost with an emptied Redis is. Each claim
  * holds a per-queue lock until its commit (every delivery worker has a
  * limiter), so not waiting there takes ~25% more deliveries per second.
+ * The sessions are named (QUEUE_SESSION_NAME), so an operator can tell
+ * them from the hub's own in pg_stat_activity.
  */
 export function postgresQueueConnection(databaseUrl: string) {
-  return { connectionString: databaseUrl, migrate: true, max: 3, options: '-c synchronous_commit=off' };
+  return { connectionString: databaseUrl, migrate: true, max: 3, application_name: QUEUE_SESSION_NAME, options: '-c synchronous_commit=off' };
 }
+
+/** How the queue's sessions show in pg_stat_activity, apart from the hub's own. */
+export const QUEUE_SESSION_NAME = 'connector-queues';
 
 /**
  * `embedded`: the database is PGlite behind its socket, which does not pass

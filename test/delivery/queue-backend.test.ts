@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { assertNoEviction, createQueueBackend, postgresQueueConnection, RedisPolicyError } from '../../src/delivery/queue-backend.ts';
+import { assertNoEviction, createQueueBackend, postgresQueueConnection, QUEUE_SESSION_NAME, RedisPolicyError } from '../../src/delivery/queue-backend.ts';
 import { eventually, REDIS_TEST_URL } from '../support/delivery-rig.ts';
 import { freshDatabase } from '../support/fresh-database.ts';
 
@@ -48,17 +48,29 @@ describe.runIf(inject('databaseKind') === 'postgres')('the PostgreSQL queue back
     }
   });
 
-  it('runs jobs with those sessions (BullMQ adds its own search_path to the same startup options)', async () => {
+  it('runs jobs with those sessions (BullMQ adds its own search_path to the same startup options), and only those', async () => {
     const database = await freshDatabase(inject('databaseUrl'), 'connector_queue', { migrate: false });
     const backend = await createQueueBackend({ databaseUrl: database.url });
     const queue = backend.createQueue('deliver-test');
     const done: string[] = [];
     const worker = backend.createWorker('deliver-test', async (job) => void done.push((job.data as { deliveryId: string }).deliveryId), { concurrency: 2 });
+    const observer = new pg.Client({ connectionString: inject('databaseUrl') });
+    await observer.connect();
     try {
       await queue.addBulk(['d-1', 'd-2', 'd-3'].map((deliveryId) => ({ name: 'USER', data: { deliveryId }, opts: { jobId: deliveryId, removeOnComplete: true } })));
       await eventually(() => done.length === 3, 20_000);
       expect(done.sort()).toEqual(['d-1', 'd-2', 'd-3']);
+      // The backend's pooled sessions carry the queue sessions' name, which only
+      // postgresQueueConnection gives (with synchronous_commit off, tested above); BullMQ
+      // names its one LISTEN session after the queue. Without that connection they would be unnamed.
+      const { rows } = await observer.query<{ name: string }>('SELECT application_name AS name FROM pg_stat_activity WHERE datname = $1', [
+        new URL(database.url).pathname.slice(1),
+      ]);
+      const names = rows.map((r) => r.name);
+      expect(names).toContain(QUEUE_SESSION_NAME);
+      expect(names.filter((name) => name !== QUEUE_SESSION_NAME)).toEqual(['deliver-test']);
     } finally {
+      await observer.end();
       await worker.close();
       await queue.close();
       await backend.close();
