@@ -90,10 +90,10 @@ export function createApp(options: AppOptions): express.Express {
  * app's own prototypes. Express otherwise gives both their prototypes as
  * they enter the app (Object.setPrototypeOf), and V8 keeps objects
  * re-prototyped after they are built far longer than their request: under
- * a steady 1,000 saves/s the API promoted ~11 MB/s to the old generation
- * and ran a full collection every ~3 s, the requests queued behind each one
- * made the slowest 1%; each request took ~1.5 times the CPU time it takes now.
- * Built like this, Express finds the prototype in place and changes
+ * a steady 1,000 saves/s the API promoted ~11 MB/s to the old generation,
+ * ran a full collection every ~3 s (the requests queued behind each one
+ * were the slowest 1%) and spent ~1.5 times the CPU time per request it
+ * spends now. Built like this, Express finds the prototype in place and changes
  * nothing; the request and response behave as before (their prototypes
  * still lead to Express's).
  */
