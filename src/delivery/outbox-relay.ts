@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { JobType } from 'bullmq';
 import type { Logger } from '../log.ts';
 import { Prisma, type PrismaClient } from '../store/generated/client.ts';
 import { wantsChange, type EntityKind } from '../domain/fan-out.ts';
@@ -15,6 +16,12 @@ interface EventRow {
   /** Users only: the record's type (a receiver's agreement may not include it). */
   userType: string | null;
 }
+
+/**
+ * The states of a job still to run. 'paused' is not in BullMQ's JobType, but
+ * its PostgreSQL backend reports a paused queue's waiting jobs under it.
+ */
+const QUEUED = ['waiting', 'active', 'delayed', 'prioritized', 'paused'] as JobType[];
 
 interface PendingRow {
   id: string;
@@ -226,10 +233,11 @@ export class OutboxRelay {
    * leaves PENDING before its job leaves the queue, so the two counts only
    * disagree this way when jobs were lost. (The other order saw every
    * delivery finishing between the two reads as a lost job, and re-added a
-   * whole backlog on every reconcile.)
+   * whole backlog on every reconcile.) A paused queue's jobs are not lost
+   * either: Redis counts them as waiting, BullMQ's PostgreSQL backend as paused.
    */
   private async lostJobs(providerClientId: string): Promise<boolean> {
-    const jobs = await this.queues.queue(providerClientId).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    const jobs = await this.queues.queue(providerClientId).getJobCounts(...QUEUED);
     const [{ pending }] = await this.prisma.$queryRaw<{ pending: number }[]>`
       SELECT count(*)::int AS pending FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid`;
     return Object.values(jobs).reduce((a, b) => a + b, 0) < pending;

@@ -1,3 +1,4 @@
+import type { JobType } from 'bullmq';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
@@ -77,6 +78,42 @@ describe('the outbox relay', () => {
     } finally {
       b.behaviour = { kind: 'ok' };
     }
+  });
+
+  it('counts a delivery that finishes just as its queue is counted as finished, not lost; a job really lost is re-added', async () => {
+    const [toB] = (await rig.engine.registry.all()).filter((c) => c.clientId === rig.clientId);
+    const queue = rig.engine.queues.queue(toB.providerClientId);
+    // Jobs held waiting (no worker takes them from a paused queue), so the counts stay put.
+    await queue.pause();
+    const countJobs = queue.getJobCounts.bind(queue);
+    const pendingDeliveries = () => rig.hub.prisma.delivery.findMany({ where: { clientId: rig.clientId, status: 'PENDING' } });
+    try {
+      for (let i = 0; i < 3; i++) await saveAtA();
+      const relaying = relay({});
+      const first = await relaying.drain().then(pendingDeliveries);
+      expect(first).toHaveLength(3);
+      // Redis counts a paused queue's jobs as waiting, BullMQ's PostgreSQL backend as paused.
+      expect(Object.values(await countJobs('waiting', 'paused' as JobType)).reduce((a, b) => a + b, 0)).toBe(3);
+      // One delivery finishes (its row, then its job) between reconcile's two counts, whichever it reads first.
+      let finished = false;
+      queue.getJobCounts = async (...types) => {
+        if (!finished) {
+          finished = true;
+          await rig.hub.prisma.delivery.update({ where: { id: first[0].id }, data: { status: 'DELIVERED' } });
+          await queue.remove(first[0].id);
+        }
+        return countJobs(...types);
+      };
+      expect(await relaying.reconcile(0)).toBe(0);
+      expect(finished).toBe(true);
+      // A job that is gone while its delivery is still pending is lost: put back.
+      await queue.remove(first[1].id);
+      expect(await relaying.reconcile(0)).toBe(2);
+    } finally {
+      queue.getJobCounts = countJobs;
+      await queue.resume();
+    }
+    await eventually(async () => (await pendingDeliveries()).length === 0, 10_000);
   });
 
   it('once stopped, ignores wakes (a save during shutdown starts no run)', async () => {
