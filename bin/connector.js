@@ -16,6 +16,9 @@
 //   half the time of 4 MiB ones; 4 MiB in `npm start`, the embedded default,
 //   whose PGlite memory shares the process and where 16 MiB costs ~60 MiB
 //   more for no measurable gain.
+// Both were measured while Express still re-prototyped every request, which
+// made most of the garbage long-lived (src/api/app.ts, appServer); a first
+// comparison since, 16 against 4 MiB, is within the test host's noise.
 import v8 from 'node:v8';
 import { register } from 'tsx/esm/api';
 

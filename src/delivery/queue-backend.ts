@@ -31,6 +31,9 @@ export async function assertNoEviction(redisUrl: string): Promise<void> {
   }
 }
 
+/** How the queue's sessions show in pg_stat_activity, apart from the hub's own. */
+export const QUEUE_SESSION_NAME = 'connector-queues';
+
 /**
  * How BullMQ's PostgreSQL backend connects: its own small pool per queue or
  * worker, whose sessions commit without waiting for the WAL flush
@@ -46,9 +49,6 @@ export async function assertNoEviction(redisUrl: string): Promise<void> {
 export function postgresQueueConnection(databaseUrl: string) {
   return { connectionString: databaseUrl, migrate: true, max: 3, application_name: QUEUE_SESSION_NAME, options: '-c synchronous_commit=off' };
 }
-
-/** How the queue's sessions show in pg_stat_activity, apart from the hub's own. */
-export const QUEUE_SESSION_NAME = 'connector-queues';
 
 /**
  * `embedded`: the database is PGlite behind its socket, which does not pass
