@@ -1,8 +1,13 @@
 /**
  * Group commit: calls that arrive while the event loop turns are run as one
  * statement. A batch leaves at the next turn (setImmediate), so a lone call
- * waits microseconds, not a timer; under load, while `maxInFlight` batches
- * are out, calls gather for the next one. Calls with the same key never run
+ * waits microseconds, not a timer. While a batch is out, calls gather for the
+ * next one, which leaves when it returns: one statement, one commit for all
+ * the calls of its round trip. Another batch leaves beside it only when
+ * gathering cannot help (it is full) or the one out has been out for
+ * `spareLaneAfterMs` (a row locked by another transaction, a slow commit),
+ * so a stuck batch delays the others by that much, not by its whole wait;
+ * at most `maxInFlight` are out. Calls with the same key never run
  * at the same time, in one batch or in two: two statements writing one
  * record could not tell which won, and could lock each other. A batch that
  * fails because of its rows (`oneByOneAfter`) is not one caller's failure:
@@ -21,6 +26,8 @@ export interface BatcherOptions<I, O> {
   oneByOneAfter?(error: unknown): boolean;
   maxBatch?: number;
   maxInFlight?: number;
+  /** How long a batch may be out before a batch that is not full leaves beside it (ms). */
+  spareLaneAfterMs?: number;
 }
 
 interface Pending<I, O> {
@@ -35,12 +42,18 @@ export class Batcher<I, O> {
   /** Keys of the calls in batches that are out. */
   private readonly busy = new Set<string>();
   private scheduled = false;
+  /** Set while calls wait for a spare lane (spareLaneAfterMs). */
+  private laneTimer: NodeJS.Timeout | undefined;
+  /** When each batch that is out left (performance.now()). */
+  private readonly outSince: number[] = [];
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
+  private readonly spareLaneAfterMs: number;
 
   constructor(private readonly options: BatcherOptions<I, O>) {
     this.maxBatch = options.maxBatch ?? 100;
     this.maxInFlight = options.maxInFlight ?? 4;
+    this.spareLaneAfterMs = options.spareLaneAfterMs ?? 50;
   }
 
   run(item: I): Promise<O> {
@@ -51,7 +64,17 @@ export class Batcher<I, O> {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.queue.length === 0 || this.inFlight >= this.maxInFlight) return;
+    if (this.queue.length === 0 || this.inFlight >= this.maxInFlight) return;
+    const wait = this.laneWait();
+    if (wait > 0) {
+      // A returning batch schedules again, sooner.
+      this.laneTimer ??= setTimeout(() => {
+        this.laneTimer = undefined;
+        this.schedule();
+      }, wait);
+      return;
+    }
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -59,14 +82,26 @@ export class Batcher<I, O> {
     });
   }
 
+  /** How long the waiting calls should gather before the next batch leaves (ms; 0 or less: now). */
+  private laneWait(): number {
+    if (this.inFlight === 0 || this.queue.length >= this.maxBatch) return 0;
+    return Math.max(...this.outSince) + this.spareLaneAfterMs - performance.now();
+  }
+
   private flush(): void {
+    clearTimeout(this.laneTimer);
+    this.laneTimer = undefined;
     while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+      if (this.laneWait() > 0) return this.schedule();
       const { batch, keys } = this.take();
       if (batch.length === 0) return; // every waiting call's key is out; a returning batch schedules again
       this.inFlight++;
+      const since = performance.now();
+      this.outSince.push(since);
       for (const key of keys) this.busy.add(key);
       void this.send(batch).finally(() => {
         this.inFlight--;
+        this.outSince.splice(this.outSince.indexOf(since), 1);
         for (const key of keys) this.busy.delete(key);
         this.schedule();
       });

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Batcher } from '../../src/store/batcher.ts';
 import { cached } from '../../src/services/tenancy.ts';
 
+const turn = () => new Promise((r) => setImmediate(r));
+
 /** A batcher over a fake statement that records what each round trip carried. */
 function recording(
   options: {
@@ -11,16 +13,17 @@ function recording(
     oneByOneAfter?: (error: unknown) => boolean;
     maxInFlight?: number;
     maxBatch?: number;
+    spareLaneAfterMs?: number;
   } = {},
 ) {
   const batches: string[][] = [];
   const singles: string[] = [];
-  let release: (() => void) | undefined;
+  const held: (() => void)[] = [];
   const gate = { hold: false };
   const batcher = new Batcher<string, string>({
     async many(items) {
       batches.push(items);
-      if (gate.hold) await new Promise<void>((r) => (release = r));
+      if (gate.hold) await new Promise<void>((r) => held.push(r));
       if (options.failBatchesWith?.(items)) throw new Error('batch refused');
       return items.map((i) => i.toUpperCase());
     },
@@ -33,8 +36,11 @@ function recording(
     oneByOneAfter: options.oneByOneAfter,
     maxInFlight: options.maxInFlight,
     maxBatch: options.maxBatch,
+    spareLaneAfterMs: options.spareLaneAfterMs,
   });
-  return { batcher, batches, singles, gate, release: () => release?.() };
+  /** Lets every held batch return. */
+  const release = () => held.splice(0).forEach((r) => r());
+  return { batcher, batches, singles, gate, release };
 }
 
 describe('Batcher (group commit)', () => {
@@ -114,6 +120,59 @@ describe('Batcher (group commit)', () => {
     expect(await first).toEqual(['A', 'B']);
     expect(await Promise.all(later)).toEqual(['C', 'D', 'E']);
     expect(batches).toEqual([['a', 'b'], ['c', 'd', 'e']]);
+  });
+
+  it('gathers the calls of later turns while a batch is out, and sends them together when it returns', async () => {
+    const { batcher, batches, singles, gate, release } = recording();
+    gate.hold = true;
+    const first = Promise.all(['a', 'b'].map((x) => batcher.run(x)));
+    await turn();
+    const later: Promise<string>[] = [];
+    for (const x of ['c', 'd', 'e']) {
+      later.push(batcher.run(x));
+      await turn();
+    }
+    // Lanes are free (four by default), but none of c, d and e left on its own.
+    expect(batches).toEqual([['a', 'b']]);
+    expect(singles).toEqual([]);
+    gate.hold = false;
+    release();
+    expect(await Promise.all(later)).toEqual(['C', 'D', 'E']);
+    expect(await first).toEqual(['A', 'B']);
+    expect(batches).toEqual([['a', 'b'], ['c', 'd', 'e']]);
+  });
+
+  it('sends the waiting calls beside a batch that has been out for spareLaneAfterMs', async () => {
+    const { batcher, batches, singles, gate, release } = recording({ spareLaneAfterMs: 30 });
+    gate.hold = true;
+    const stuck = Promise.all(['a', 'b'].map((x) => batcher.run(x)));
+    await turn();
+    const leftAt = performance.now();
+    const c = batcher.run('c');
+    await turn();
+    expect(singles).toEqual([]);
+    // a-b never returns while c waits: c leaves on a lane of its own once a-b has been out 30 ms.
+    expect(await c).toBe('C');
+    expect(performance.now() - leftAt).toBeGreaterThanOrEqual(25);
+    expect(singles).toEqual(['c']);
+    expect(batches).toEqual([['a', 'b']]);
+    gate.hold = false;
+    release();
+    expect(await stuck).toEqual(['A', 'B']);
+  });
+
+  it('sends a full batch at once beside one that is out', async () => {
+    const { batcher, batches, gate, release } = recording({ maxBatch: 2 });
+    gate.hold = true;
+    const first = Promise.all(['a', 'b'].map((x) => batcher.run(x)));
+    await turn();
+    const second = Promise.all(['c', 'd'].map((x) => batcher.run(x)));
+    await turn();
+    // Gathering could not make c-d larger: it did not wait for a-b.
+    expect(batches).toEqual([['a', 'b'], ['c', 'd']]);
+    gate.hold = false;
+    release();
+    expect([...(await first), ...(await second)]).toEqual(['A', 'B', 'C', 'D']);
   });
 
   it('caps a batch at maxBatch calls', async () => {
