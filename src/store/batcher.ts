@@ -38,13 +38,12 @@ interface Pending<I, O> {
 
 export class Batcher<I, O> {
   private queue: Pending<I, O>[] = [];
-  private inFlight = 0;
   /** Keys of the calls in batches that are out. */
   private readonly busy = new Set<string>();
   private scheduled = false;
   /** Set while calls wait for a spare lane (spareLaneAfterMs). */
   private laneTimer: NodeJS.Timeout | undefined;
-  /** When each batch that is out left (performance.now()). */
+  /** When each batch that is out left (performance.now()): one entry per batch out. */
   private readonly outSince: number[] = [];
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
@@ -64,7 +63,7 @@ export class Batcher<I, O> {
   }
 
   private schedule(): void {
-    if (this.queue.length === 0 || this.inFlight >= this.maxInFlight) return;
+    if (this.queue.length === 0 || this.outSince.length >= this.maxInFlight) return;
     const wait = this.laneWait();
     if (wait > 0) {
       // A returning batch schedules again, sooner.
@@ -84,23 +83,21 @@ export class Batcher<I, O> {
 
   /** How long the waiting calls should gather before the next batch leaves (ms; 0 or less: now). */
   private laneWait(): number {
-    if (this.inFlight === 0 || this.queue.length >= this.maxBatch) return 0;
+    if (this.outSince.length === 0 || this.queue.length >= this.maxBatch) return 0;
     return Math.max(...this.outSince) + this.spareLaneAfterMs - performance.now();
   }
 
   private flush(): void {
     clearTimeout(this.laneTimer);
     this.laneTimer = undefined;
-    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+    while (this.queue.length > 0 && this.outSince.length < this.maxInFlight) {
       if (this.laneWait() > 0) return this.schedule();
       const { batch, keys } = this.take();
       if (batch.length === 0) return; // every waiting call's key is out; a returning batch schedules again
-      this.inFlight++;
       const since = performance.now();
       this.outSince.push(since);
       for (const key of keys) this.busy.add(key);
       void this.send(batch).finally(() => {
-        this.inFlight--;
         this.outSince.splice(this.outSince.indexOf(since), 1);
         for (const key of keys) this.busy.delete(key);
         this.schedule();
