@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -169,12 +169,25 @@ export async function startIngestHub(env: BenchEnv, cpus?: string, processes = A
  * The embedded default, as `npm start` runs it: `connector start` (API and
  * worker in one process, PGlite inside it) on a fresh data folder, with
  * provider BENCH_A turned up through the CLI against the running hub.
+ *
+ * `cpus` pins the hub. With `databaseCpus` the hub starts on every core, so
+ * its database takes a thread of its own as it does for a user with more
+ * than one core, and then every thread but the database's is pinned to
+ * `cpus` and the database's to `databaseCpus`: as the hub of the PostgreSQL
+ * figures is pinned beside a database server that is not.
  */
-export async function startEmbeddedHub(cpus?: string): Promise<HubChild & { token: string }> {
+export async function startEmbeddedHub(cpus?: string, databaseCpus?: string): Promise<HubChild & { token: string }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'connector-bench-embedded-'));
   const token = randomBytes(24).toString('hex');
   const env = { CONNECTOR_DATA_DIR: dataDir, BENCH_TOKEN: token };
-  const hub = await startHubChild(env, { command: 'start', cpus });
+  const hub = await startHubChild(env, { command: 'start', cpus: databaseCpus ? undefined : cpus });
+  if (databaseCpus) {
+    const { databaseThread } = JSON.parse(readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8')) as { databaseThread?: number };
+    if (!databaseThread) throw new Error('the embedded hub runs its database on its own thread: with one core it cannot be measured this way');
+    for (const tid of readdirSync(`/proc/${hub.child.pid}/task`).map(Number)) {
+      execFileSync('taskset', ['-p', '-c', tid === databaseThread ? databaseCpus : (cpus ?? databaseCpus), String(tid)], { stdio: 'ignore' });
+    }
+  }
   const turnup = path.join(dataDir, 'bench-turnup.yaml');
   writeFileSync(
     turnup,

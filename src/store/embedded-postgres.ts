@@ -1,66 +1,116 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { keepProtocolCyclesTogether } from './pglite-protocol-fix.ts';
+import { Worker } from 'node:worker_threads';
 
 /**
  * The embedded default: PostgreSQL compiled to WASM (PGlite), persisted under
- * the data folder and served on a loopback port, so Prisma's adapter-pg and
- * BullMQ's PostgreSQL backend use exactly the code path they use against a
- * real server.
+ * the data folder and served on a loopback port (src/store/pglite-server.mjs),
+ * on a thread of its own when the process has more than one core.
  */
 export interface EmbeddedPostgres {
   url: string;
   stop(): Promise<void>;
 }
 
+/** What a running hub leaves in the data folder for other commands (and for operators). */
 interface RunningFile {
   pid: number;
   port: number;
+  /** The operating system's ID of the database's thread in that process, when known. */
+  databaseThread?: number;
 }
 
 const runningFile = (dataDir: string) => path.join(dataDir, 'embedded-postgres.json');
 
-/**
- * Settings given at each start (PGlite's `postgresqlconf` option would
- * replace the data folder's postgresql.conf whole):
- * - Of PGlite's default 128 MB of shared buffers every page read stays
- *   resident; with 16 MB the hub under load is ~150 MB smaller, and pages
- *   beyond them come back from the operating system's file cache.
- * - No sequential scans, for the session every connection shares: the
- *   stores' statements are prepared once and their plans kept (see
- *   KEYED_PLANS and OwnStatementNames in sql-sessions.ts), and a plan made
- *   while a table was small must not scan it whole once it has grown. A
- *   query that has no index to use still scans.
- */
-const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB', '-c', 'enable_seqscan=off'];
+export interface EmbeddedPostgresOptions {
+  /** The loopback port to serve on (0: any free one). */
+  port?: number;
+  /**
+   * Whether the database runs on a thread of its own. By default it does
+   * when the process may use more than one core: on its own thread its
+   * WebAssembly runs beside the API instead of between its requests (on two
+   * cores the hub takes ~2.4 times the saves); on one core every statement
+   * would become a switch between threads (the hub takes half the saves).
+   */
+  ownThread?: boolean;
+  /**
+   * Called when the database's thread stops without being asked (PGlite
+   * aborted): nothing the hub does can succeed after that. By default the
+   * error is thrown, and the process ends as it does when PGlite aborts on
+   * the hub's own thread.
+   */
+  onFailure?: (error: Error) => void;
+}
 
-export async function startEmbeddedPostgres(dataDir: string, port = 0): Promise<EmbeddedPostgres> {
+/** The database being served, on this thread or its own. */
+interface Served {
+  port: number;
+  /** The operating system's ID of the database's own thread. */
+  tid?: number;
+  stop(): Promise<void>;
+}
+
+/** Opens (or first makes) the database under the data folder and serves it on a loopback port. */
+export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
   mkdirSync(dataDir, { recursive: true });
   const pgdata = path.join(dataDir, 'pgdata');
   if (!existsSync(path.join(pgdata, 'PG_VERSION'))) await createCluster(pgdata);
-  const db = await PGlite.create(pgdata, { startParams: START_PARAMS });
-  // All socket connections share one PGlite session; BullMQ's startup option
-  // `-c search_path=bullmq` is ignored by the socket, so the path is set here.
-  // Our tables have no name in common with BullMQ's, and our migrations pin
-  // `public` themselves.
-  await db.exec('SET search_path TO bullmq, public');
-  const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1', maxConnections: 100 });
-  keepProtocolCyclesTogether(server);
-  await server.start();
-  const [, boundPort] = server.getServerConn().split(':');
-  const info: RunningFile = { pid: process.pid, port: Number(boundPort) };
+  const port = options.port ?? 0;
+  const served = (options.ownThread ?? availableParallelism() > 1) ? await serveOnOwnThread(pgdata, port, options.onFailure) : await serveHere(pgdata, port);
+  const info: RunningFile = { pid: process.pid, port: served.port, databaseThread: served.tid };
   writeFileSync(runningFile(dataDir), JSON.stringify(info));
   return {
     url: `postgresql://postgres@127.0.0.1:${info.port}/postgres`,
     async stop() {
-      await server.stop();
-      await db.close();
+      await served.stop();
       rmSync(runningFile(dataDir), { force: true });
+    },
+  };
+}
+
+async function serveHere(pgdata: string, port: number): Promise<Served> {
+  // Loaded only here: on its own thread, PGlite's code is that thread's alone.
+  const { servePGlite } = await import('./pglite-server.mjs');
+  return servePGlite({ pgdata, port });
+}
+
+async function serveOnOwnThread(pgdata: string, port: number, onFailure: ((error: Error) => void) | undefined): Promise<Served> {
+  // No options of the hub's command line: they are the process's (V8's flags apply to every thread
+  // anyway), and some are not a thread's (`--input-type` fails it).
+  const thread = new Worker(new URL('./embedded-postgres-thread.mjs', import.meta.url), { workerData: { pgdata, port }, execArgv: [] });
+  const ready = await new Promise<{ port: number; tid?: number }>((resolve, reject) => {
+    thread.once('message', resolve);
+    thread.once('error', reject);
+    thread.once('exit', (code) => reject(new Error(`its thread ended while starting (exit code ${code})`)));
+  }).catch(async (error: Error) => {
+    await thread.terminate();
+    throw new Error(`could not open the embedded database in ${pgdata}: ${error.message}`);
+  });
+  thread.removeAllListeners();
+  let stopping = false;
+  let failure: Error | undefined;
+  thread.on('error', (error) => (failure = error));
+  thread.on('exit', (code) => {
+    if (stopping) return;
+    const error = new Error(`the embedded database in ${pgdata} stopped unexpectedly (exit code ${code}${failure ? `: ${failure.message}` : ''})`);
+    if (onFailure) onFailure(error);
+    else
+      process.nextTick(() => {
+        throw error;
+      });
+  });
+  return {
+    ...ready,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      const exited = new Promise((resolve) => thread.once('exit', resolve));
+      thread.postMessage('stop');
+      await exited;
     },
   };
 }

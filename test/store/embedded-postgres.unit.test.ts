@@ -1,6 +1,8 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os, { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
@@ -20,13 +22,14 @@ describe('the embedded database', () => {
   }
 
   it('is made in a process of its own on a new data folder, so initdb memory is not the hub’s, and keeps its data across a restart', async () => {
+    const before = process.memoryUsage().rss;
     const embedded = await startEmbeddedPostgres(dataDir);
     try {
       expect(existsSync(path.join(dataDir, 'pgdata', 'PG_VERSION'))).toBe(true);
       expect(readdirSync(dataDir)).not.toContain('pgdata.new');
       // Made in this process, the new instance's WebAssembly memory stays at ~630 MB after initdb;
-      // opened on a made folder, PGlite holds ~140 MB (both `external` in process.memoryUsage).
-      expect(process.memoryUsage().external / 2 ** 20).toBeLessThan(400);
+      // opened on a made folder, PGlite holds ~140 MB (on its own thread or this one: both count in the process's RSS).
+      expect((process.memoryUsage().rss - before) / 2 ** 20).toBeLessThan(400);
       await query(embedded.url, 'CREATE TABLE kept (note text); INSERT INTO kept VALUES ($$across a restart$$)');
     } finally {
       await embedded.stop();
@@ -36,6 +39,62 @@ describe('the embedded database', () => {
       expect(await query(reopened.url, 'SELECT note FROM kept')).toEqual([{ note: 'across a restart' }]);
     } finally {
       await reopened.stop();
+    }
+  });
+
+  it('runs on a thread of its own when asked (the default with more than one core), and says which in the data folder', async () => {
+    const embedded = await startEmbeddedPostgres(dataDir, { ownThread: true });
+    try {
+      const running = JSON.parse(readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8'));
+      expect(running.pid).toBe(process.pid);
+      // A thread of this process that is not its main thread (whose ID is the process's).
+      expect(running.databaseThread).not.toBe(process.pid);
+      expect(existsSync(`/proc/${process.pid}/task/${running.databaseThread}`)).toBe(true);
+      expect(await query(embedded.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await embedded.stop();
+    }
+    // Stopped: the thread is gone and the folder no longer names a running database.
+    expect(existsSync(path.join(dataDir, 'embedded-postgres.json'))).toBe(false);
+  });
+
+  it('runs on the hub’s thread when asked (the default on one core), on the same data', async () => {
+    const embedded = await startEmbeddedPostgres(dataDir, { ownThread: false });
+    try {
+      const running = JSON.parse(readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8'));
+      expect(running).toEqual({ pid: process.pid, port: Number(new URL(embedded.url).port) });
+      expect(await query(embedded.url, 'SELECT note FROM kept')).toEqual([{ note: 'across a restart' }]);
+    } finally {
+      await embedded.stop();
+    }
+  });
+
+  it('by default takes a thread of its own only when the process may use more than one core', () => {
+    // A process pinned to one core (as `taskset -c 0` or a one-CPU container pins it) and one that is not.
+    const script = `const { startEmbeddedPostgres } = await import(${JSON.stringify(pathToFileURL(path.resolve('src/store/embedded-postgres.ts')).href)});
+      const embedded = await startEmbeddedPostgres(process.argv[1]);
+      console.log(JSON.stringify(JSON.parse((await import('node:fs')).readFileSync(process.argv[1] + '/embedded-postgres.json', 'utf8'))));
+      await embedded.stop();`;
+    const run = (pinned: boolean) => {
+      const args = ['--import', 'tsx', '--input-type=module', '-e', script, dataDir];
+      const out = pinned ? execFileSync('taskset', ['-c', '0', process.execPath, ...args], { encoding: 'utf8' }) : execFileSync(process.execPath, args, { encoding: 'utf8' });
+      return JSON.parse(out.trim().split('\n').at(-1)!) as { databaseThread?: number };
+    };
+    expect(run(true).databaseThread).toBeUndefined();
+    if (availableParallelism() > 1) expect(run(false).databaseThread).toEqual(expect.any(Number));
+  });
+
+  it('a folder that holds no usable database fails the start with its path, and leaves no thread running', async () => {
+    const broken = mkdtempSync(path.join(os.tmpdir(), 'connector-embedded-broken-'));
+    try {
+      mkdirSync(path.join(broken, 'pgdata'));
+      writeFileSync(path.join(broken, 'pgdata', 'PG_VERSION'), 'not a version\n');
+      const threads = readdirSync(`/proc/${process.pid}/task`).length;
+      await expect(startEmbeddedPostgres(broken, { ownThread: true })).rejects.toThrow(`could not open the embedded database in ${path.join(broken, 'pgdata')}`);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(readdirSync(`/proc/${process.pid}/task`).length).toBeLessThanOrEqual(threads);
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
     }
   });
 
