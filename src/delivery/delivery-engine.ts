@@ -49,7 +49,7 @@ export class DeliveryEngine {
     readonly queues: DeliveryQueues,
     readonly relay: OutboxRelay,
     private readonly records: RecordDelivery,
-    private readonly store: DeliveryStore,
+    readonly store: DeliveryStore,
   ) {}
 
   static async start(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
@@ -57,12 +57,12 @@ export class DeliveryEngine {
     const registry = new ConnectionRegistry(options.prisma, options.secretBox, options.defaults, options.refreshMs ?? 5_000, options.clientIds);
     const queues = new DeliveryQueues(backend);
     const oneSession = await servesOneSession(options.prisma);
-    const relay = new OutboxRelay(options.prisma, registry, queues, options.logger, {
+    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, oneSession);
+    const relay = new OutboxRelay(options.prisma, store, registry, queues, options.logger, {
       intervalMs: options.defaults.relayIntervalMs,
       clientIds: options.clientIds,
       spacingMs: oneSession ? ONE_SESSION_RELAY_SPACING_MS : 0,
     });
-    const store = new DeliveryStore(options.databaseUrl, options.embedded ? 4 : 20, oneSession);
     const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.

@@ -37,6 +37,40 @@ export interface AttemptRecord {
   error: string | null;
 }
 
+/** An unrelayed change event, as the relay reads it. */
+export interface RelayEvent {
+  id: string;
+  entityType: 'USER' | 'STAFF' | 'LEAD_SOURCE';
+  entityId: string;
+  clientId: string;
+  version: number;
+  originProviderId: string | null;
+  /** Users only: the record's type (a receiver's agreement may not include it). */
+  userType: string | null;
+}
+
+/** What one record's change asks of one receiving connection. */
+export interface WantedDelivery {
+  entityType: string;
+  entityId: string;
+  clientId: string;
+  providerClientId: string;
+  providerId: string;
+  version: number;
+}
+
+/** A delivery row as the relay left it. */
+export interface RelayedDelivery {
+  id: string;
+  entityType: string;
+  providerClientId: string;
+  wantedVersion: number;
+  replays: number;
+  status: string;
+  /** The row was there before (its job may be running). */
+  existed: boolean;
+}
+
 // DATE columns as 'yyyy-mm-dd' text: pg's default makes them local-midnight Dates.
 const types = {
   getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 1082 ? (v: string) => v : pg.types.getTypeParser(oid, format as 'text')),
@@ -135,6 +169,54 @@ export class DeliveryStore {
     return rows.map((row) => byId.get(row.deliveryId) === true);
   }
 
+  /**
+   * One relay run's transaction: takes up to `limit` unrelayed events, oldest
+   * first (events another relay holds are skipped), writes the deliveries
+   * `fanOut` wants of them (one row per record and receiving connection,
+   * carrying the newest version wanted) and marks the events relayed. Three
+   * round trips (begin with the read, the writes, commit), which on the
+   * embedded database is how long the run holds its one shared session.
+   */
+  async relayEvents(
+    limit: number,
+    clientIds: string[] | undefined,
+    fanOut: (events: RelayEvent[]) => WantedDelivery[],
+  ): Promise<{ events: number; deliveries: RelayedDelivery[] }> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      // Every statement below reaches its rows by key, and the event read should walk the
+      // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind a
+      // burst of events: the planner then expects a handful of unrelayed rows and picks a bitmap
+      // scan that reads and sorts every unrelayed event, and sequential scans to update events
+      // by ID, for every batch (a 100,000-event backlog costs quadratically).
+      await client.query('BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off');
+      const { rows: events } = await client.query<RelayEvent>(
+        clientIds ? { name: 'relay-read-of', text: relayRead('AND e."clientId" = ANY($2::uuid[])'), values: [limit, clientIds] } : { name: 'relay-read', text: relayRead(''), values: [limit] },
+      );
+      const wanted = events.length ? fanOut(events) : [];
+      const column = <K extends keyof WantedDelivery>(key: K) => wanted.map((w) => w[key]);
+      const { rows: deliveries } = events.length
+        ? await client.query<RelayedDelivery>({
+            name: 'relay-write',
+            text: RELAY_WRITE,
+            values: [
+              wanted.map(() => randomUUID()), column('entityType'), column('entityId'), column('clientId'), column('providerClientId'),
+              column('providerId'), column('version'), events.map((e) => e.id),
+            ],
+          })
+        : { rows: [] };
+      await client.query('COMMIT');
+      return { events: events.length, deliveries };
+    } catch (error) {
+      await client.query('ROLLBACK').catch((failed: Error) => (broken = failed));
+      throw error;
+    } finally {
+      // A connection that could not even roll back is closed, not handed to the next run.
+      client.release(broken);
+    }
+  }
+
   /** Records a failed attempt; DEAD also dead-letters the delivery with the reason. */
   async fail(claimed: ClaimedDelivery, attempt: AttemptRecord & { outcome: 'RETRY' | 'RATE_LIMITED' | 'DEAD' }): Promise<void> {
     await this.pool.query(
@@ -175,6 +257,24 @@ interface FinishRow {
   clubId: string | null;
   externalId: string | null;
 }
+
+// The relay's read of unrelayed events ($1: how many; `scope`: a condition on their client).
+const relayRead = (scope: string) => `SELECT e.id::text AS id, e."entityType"::text AS "entityType", e."entityId"::text AS "entityId",
+       e."clientId"::text AS "clientId", e.version, e."originProviderId"::text AS "originProviderId",
+       CASE WHEN e."entityType" = 'USER' THEN (SELECT u."userType"::text FROM user_record u WHERE u.id = e."entityId") END AS "userType"
+     FROM outbox_event e WHERE e."relayedAt" IS NULL ${scope}
+     ORDER BY e.seq LIMIT $1 FOR UPDATE OF e SKIP LOCKED`;
+
+// The relay's writes: the wanted deliveries ($1-$7, one array per column) and the events relayed ($8).
+const RELAY_WRITE = `WITH relayed AS (UPDATE outbox_event SET "relayedAt" = now() WHERE id = ANY($8::uuid[]))
+   INSERT INTO delivery (id, "entityType", "entityId", "clientId", "providerClientId", "targetProviderId", "wantedVersion", "updatedAt")
+   SELECT t.*, now() FROM unnest($1::uuid[], $2::"EntityType"[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::int[]) AS t
+   ON CONFLICT ("entityId", "providerClientId") DO UPDATE SET
+     "wantedVersion" = GREATEST(delivery."wantedVersion", EXCLUDED."wantedVersion"),
+     status = CASE WHEN EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN 'PENDING'::"DeliveryStatus" ELSE delivery.status END,
+     "updatedAt" = now()
+   RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays,
+             status::text AS status, (xmax <> 0) AS existed`;
 
 // The claim of a batch of deliveries ($1: their IDs); see DeliveryStore.claim.
 const CLAIM = `WITH before AS (

@@ -1,21 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { JobType } from 'bullmq';
 import type { Logger } from '../log.ts';
 import { Prisma, type PrismaClient } from '../store/generated/client.ts';
-import { wantsChange, type EntityKind } from '../domain/fan-out.ts';
+import { wantsChange } from '../domain/fan-out.ts';
 import type { ConnectionRegistry } from './connections.ts';
 import type { DeliveryQueues } from './delivery-queues.ts';
-
-interface EventRow {
-  id: string;
-  entityType: EntityKind;
-  entityId: string;
-  clientId: string;
-  version: number;
-  originProviderId: string | null;
-  /** Users only: the record's type (a receiver's agreement may not include it). */
-  userType: string | null;
-}
+import type { DeliveryStore, WantedDelivery } from './delivery-store.ts';
 
 /**
  * The states of a job still to run. 'paused' is not in BullMQ's JobType, but
@@ -63,6 +52,7 @@ export class OutboxRelay {
 
   constructor(
     private readonly prisma: PrismaClient,
+    private readonly store: DeliveryStore,
     private readonly connections: ConnectionRegistry,
     private readonly queues: DeliveryQueues,
     private readonly logger: Logger,
@@ -138,67 +128,37 @@ export class OutboxRelay {
   }
 
   async relayBatch(): Promise<number> {
-    const batchSize = this.batchSize;
     // Read the connections before the transaction: a registry reload inside it would wait on
     // another pooled connection, which the embedded PGlite (one shared session) only serves
     // once this transaction ends.
     const receivers = await this.connections.all();
-    const { events, pending } = await this.prisma.$transaction(
-      async (tx) => {
-        // Every statement below reaches its rows by key, and the event read should walk the
-        // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind
-        // a burst of events: the planner then expects a handful of unrelayed rows and picks a
-        // bitmap scan that reads and sorts every unrelayed event, and sequential scans to
-        // update events by ID, for every batch (a 100,000-event backlog costs quadratically).
-        await tx.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`;
-        const events = await tx.$queryRaw<EventRow[]>`
-          SELECT e.id::text AS id, e."entityType"::text AS "entityType", e."entityId"::text AS "entityId", e."clientId"::text AS "clientId",
-                 e.version, e."originProviderId"::text AS "originProviderId",
-                 CASE WHEN e."entityType" = 'USER' THEN (SELECT u."userType"::text FROM user_record u WHERE u.id = e."entityId") END AS "userType"
-          FROM outbox_event e WHERE e."relayedAt" IS NULL ${this.clientFilter('e."clientId"')}
-          ORDER BY e.seq LIMIT ${batchSize} FOR UPDATE OF e SKIP LOCKED`;
-        if (events.length === 0) return { events, pending: [] as PendingRow[] };
-        // Newest wanted version per (record, connection): a batch may hold several versions of one record.
-        const wanted = new Map<string, { entityType: string; entityId: string; clientId: string; providerClientId: string; providerId: string; version: number }>();
-        for (const event of events) {
-          for (const target of receivers.filter((r) => r.clientId === event.clientId)) {
-            const change = { entityType: event.entityType, originProviderId: event.originProviderId, userType: event.userType ?? undefined };
-            if (!wantsChange({ providerId: target.providerId, agreement: target.agreement, capabilities: target.adapter.capabilities }, change)) continue;
-            const key = `${event.entityId}/${target.providerClientId}`;
-            const before = wanted.get(key);
-            if (!before || before.version < event.version) {
-              wanted.set(key, { ...event, providerClientId: target.providerClientId, providerId: target.providerId });
-            }
+    const { events, deliveries } = await this.store.relayEvents(this.batchSize, this.options.clientIds, (events) => {
+      // Newest wanted version per (record, connection): a batch may hold several versions of one record.
+      const wanted = new Map<string, WantedDelivery>();
+      for (const event of events) {
+        for (const target of receivers.filter((r) => r.clientId === event.clientId)) {
+          const change = { entityType: event.entityType, originProviderId: event.originProviderId, userType: event.userType ?? undefined };
+          if (!wantsChange({ providerId: target.providerId, agreement: target.agreement, capabilities: target.adapter.capabilities }, change)) continue;
+          const key = `${event.entityId}/${target.providerClientId}`;
+          const before = wanted.get(key);
+          if (!before || before.version < event.version) {
+            wanted.set(key, { ...event, providerClientId: target.providerClientId, providerId: target.providerId });
           }
         }
-        const rows = [...wanted.values()];
-        const pending = rows.length === 0 ? [] : await tx.$queryRaw<PendingRow[]>`
-          INSERT INTO delivery (id, "entityType", "entityId", "clientId", "providerClientId", "targetProviderId", "wantedVersion", "updatedAt")
-          SELECT * FROM unnest(${rows.map(() => randomUUID())}::uuid[], ${rows.map((r) => r.entityType)}::"EntityType"[],
-                               ${rows.map((r) => r.entityId)}::uuid[], ${rows.map((r) => r.clientId)}::uuid[],
-                               ${rows.map((r) => r.providerClientId)}::uuid[], ${rows.map((r) => r.providerId)}::uuid[],
-                               ${rows.map((r) => r.version)}::int[], ${rows.map(() => new Date())}::timestamptz[])
-          ON CONFLICT ("entityId", "providerClientId") DO UPDATE SET
-            "wantedVersion" = GREATEST(delivery."wantedVersion", EXCLUDED."wantedVersion"),
-            status = CASE WHEN EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN 'PENDING'::"DeliveryStatus" ELSE delivery.status END,
-            "updatedAt" = now()
-          RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays,
-                    status::text AS status, (xmax <> 0) AS existed`;
-        await tx.$executeRaw`UPDATE outbox_event SET "relayedAt" = now() WHERE id = ANY(${events.map((e) => e.id)}::uuid[])`;
-        return { events, pending: pending.filter((p) => (p as PendingRow & { status: string }).status === 'PENDING') };
-      },
-      { maxWait: 10_000, timeout: 60_000 },
-    );
+      }
+      return [...wanted.values()];
+    });
+    const pending = deliveries.filter((d) => d.status === 'PENDING');
     if (pending.length) await this.enqueue(pending);
     // A delivery that already existed may have its job running right now, and adding a job
     // with a running job's ID does nothing; that job sends newer versions it sees when it
     // finishes, and this second add, after the job has had time to end, covers the rest.
-    const existing = pending.filter((p) => (p as PendingRow & { existed?: boolean }).existed);
+    const existing = pending.filter((p) => p.existed);
     if (existing.length) {
       const timer = setTimeout(() => void this.requeue(existing.map((p) => p.id)).catch((err) => this.logger.error({ err }, 'requeue failed')), 1_000);
       timer.unref();
     }
-    return events.length;
+    return events;
   }
 
   /**

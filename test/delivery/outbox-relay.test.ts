@@ -26,7 +26,7 @@ async function saveAtA(): Promise<void> {
 }
 const unrelayed = () => rig.hub.prisma.outboxEvent.count({ where: { clientId: rig.clientId, relayedAt: null } });
 function relay(options: Partial<OutboxRelayOptions>): OutboxRelay {
-  const made = new OutboxRelay(rig.hub.prisma, rig.engine.registry, rig.engine.queues, createLogger('silent'), { intervalMs: 60_000, clientIds: [rig.clientId], ...options });
+  const made = new OutboxRelay(rig.hub.prisma, rig.engine.store, rig.engine.registry, rig.engine.queues, createLogger('silent'), { intervalMs: 60_000, clientIds: [rig.clientId], ...options });
   relays.push(made);
   return made;
 }
@@ -38,6 +38,30 @@ describe('the outbox relay', () => {
     expect(await relay({ batchSize: 2 }).drain()).toBe(5);
     expect(await unrelayed()).toBe(0);
     await eventually(() => rig.partners.B.fake!.users.size >= 5, 10_000);
+  });
+
+  it('a run that fails midway leaves its events unrelayed and writes no delivery; the next run relays them on the same connections', async () => {
+    await saveAtA();
+    await saveAtA();
+    const waiting = await unrelayed();
+    const deliveries = () => rig.hub.prisma.delivery.count({ where: { clientId: rig.clientId } });
+    const delivered = await deliveries();
+    for (let i = 0; i < 6; i++) {
+      // More runs than the pool has connections: a connection is not lost to a failed run.
+      await expect(
+        rig.engine.store.relayEvents(100, [rig.clientId], () => {
+          throw new Error('the fan-out failed');
+        }),
+      ).rejects.toThrow('the fan-out failed');
+    }
+    // A write the database refuses (no such connection) is rolled back with the read's locks.
+    await expect(
+      rig.engine.store.relayEvents(100, [rig.clientId], (events) => [{ ...events[0], providerClientId: 'not-a-uuid', providerId: events[0].clientId }]),
+    ).rejects.toThrow();
+    expect(await unrelayed()).toBe(waiting);
+    expect(await deliveries()).toBe(delivered);
+    expect(await relay({}).drain()).toBe(waiting);
+    expect(await unrelayed()).toBe(0);
   });
 
   it('woken again within its spacing, runs once the spacing is over: not at once, and without losing the wake', async () => {
