@@ -29,8 +29,10 @@ type MeasuredLoad = Awaited<ReturnType<typeof measuredLoad>>;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const record = (figure: string, value: number, unit: string, target?: { op: '>=' | '<='; limit: number; text: string }) => {
   const pass = target ? (target.op === '>=' ? value >= target.limit : value <= target.limit) : undefined;
-  rows.push({ figure, value: `${value.toFixed(unit === 'ratio' ? 2 : 0)} ${unit === 'ratio' ? '' : unit}`.trim(), target: target?.text ?? '—', pass });
-  console.log(`${figure}: ${value.toFixed(2)} ${unit}${target ? ` (target ${target.text}: ${pass ? 'pass' : 'FAIL'})` : ''}`);
+  // A ratio that rounds to its limit is shown with a third decimal, so the value never reads as the opposite of the verdict.
+  const digits = unit === 'ratio' ? (Number(value.toFixed(2)) === target?.limit ? 3 : 2) : 0;
+  rows.push({ figure, value: `${value.toFixed(digits)} ${unit === 'ratio' ? '' : unit}`.trim(), target: target?.text ?? '—', pass });
+  console.log(`${figure}: ${value.toFixed(Math.max(2, digits))} ${unit}${target ? ` (target ${target.text}: ${pass ? 'pass' : 'FAIL'})` : ''}`);
 };
 
 /**

@@ -189,8 +189,9 @@ export class DeliveryStore {
       // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind a
       // burst of events: the planner then expects a handful of unrelayed rows and picks a bitmap
       // scan that reads and sorts every unrelayed event, and sequential scans to update events
-      // by ID, for every batch (a 100,000-event backlog costs quadratically).
-      await client.query('BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off');
+      // by ID, for every batch (a 100,000-event backlog costs quadratically). A run that cannot
+      // finish within a minute (a lock held elsewhere) gives up, and the next tick tries again.
+      await client.query(`BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL statement_timeout = '60s'`);
       const { rows: events } = await client.query<RelayEvent>(
         clientIds ? { name: 'relay-read-of', text: relayRead('AND e."clientId" = ANY($2::uuid[])'), values: [limit, clientIds] } : { name: 'relay-read', text: relayRead(''), values: [limit] },
       );

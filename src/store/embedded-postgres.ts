@@ -33,8 +33,9 @@ export interface EmbeddedPostgresOptions {
    * Whether the database runs on a thread of its own. By default it does
    * when the process may use more than one core: on its own thread its
    * WebAssembly runs beside the API instead of between its requests (on two
-   * cores the hub takes ~2.4 times the saves); on one core every statement
-   * would become a switch between threads (the hub takes half the saves).
+   * cores ~12 % more saves, and a p99 at 1,000 saves/s of ~40 ms instead of
+   * ~70); on one core every statement would become a switch between threads
+   * (half the saves).
    */
   ownThread?: boolean;
   /**
