@@ -66,7 +66,7 @@ export class Batcher<I, O> {
     if (this.queue.length === 0 || this.outSince.length >= this.maxInFlight) return;
     const wait = this.laneWait();
     if (wait > 0) {
-      // A returning batch schedules again, sooner.
+      // A returning batch schedules again (sooner, or from the batches still out).
       this.laneTimer ??= setTimeout(() => {
         this.laneTimer = undefined;
         this.schedule();
@@ -100,6 +100,9 @@ export class Batcher<I, O> {
       void this.send(batch).finally(() => {
         this.outSince.splice(this.outSince.indexOf(since), 1);
         for (const key of keys) this.busy.delete(key);
+        // A lane timer was set from the batches out then: the waiting calls now wait only for those still out.
+        clearTimeout(this.laneTimer);
+        this.laneTimer = undefined;
         this.schedule();
       });
     }

@@ -40,7 +40,9 @@ function recording(
   });
   /** Lets every held batch return. */
   const release = () => held.splice(0).forEach((r) => r());
-  return { batcher, batches, singles, gate, release };
+  /** Lets the held batch of this index (in the order they were held) return. */
+  const releaseOne = (index: number) => held.splice(index, 1)[0]();
+  return { batcher, batches, singles, gate, release, releaseOne };
 }
 
 describe('Batcher (group commit)', () => {
@@ -159,6 +161,34 @@ describe('Batcher (group commit)', () => {
     gate.hold = false;
     release();
     expect(await stuck).toEqual(['A', 'B']);
+  });
+
+  it('when the younger of two batches out returns, the waiting calls wait for the older one only: until it has been out spareLaneAfterMs', async () => {
+    const { batcher, batches, singles, gate, release, releaseOne } = recording({ spareLaneAfterMs: 200, maxBatch: 2 });
+    gate.hold = true;
+    const answers = [Promise.all(['a', 'b'].map((x) => batcher.run(x)))];
+    await turn();
+    const olderLeft = performance.now();
+    await new Promise((r) => setTimeout(r, 100));
+    // A full batch leaves beside a-b at once, 100 ms after it.
+    answers.push(Promise.all(['c', 'd'].map((x) => batcher.run(x))));
+    await turn();
+    await turn();
+    expect(batches).toEqual([['a', 'b'], ['c', 'd']]);
+    // e waits to gather: until c-d returns, or both have been out 200 ms (300 ms after a-b left).
+    const e = batcher.run('e');
+    await turn();
+    await new Promise((r) => setTimeout(r, 10));
+    // c-d returns; a-b is still out: e leaves once a-b has been out 200 ms, not 300.
+    releaseOne(1);
+    expect(await e).toBe('E');
+    const waited = performance.now() - olderLeft;
+    expect(singles).toEqual(['e']);
+    expect(waited).toBeGreaterThanOrEqual(190);
+    expect(waited).toBeLessThan(270);
+    gate.hold = false;
+    release();
+    expect(await Promise.all(answers)).toEqual([['A', 'B'], ['C', 'D']]);
   });
 
   it('sends a full batch at once beside one that is out', async () => {
