@@ -67,3 +67,49 @@ export function keepProtocolCyclesTogether(server) {
     if (!queue.processing) await queue.processQueue();
   };
 }
+
+/** The message types a client may send once started (PostgreSQL's frontend protocol 3.0). */
+const FRONTEND_TYPES = new Set([...'BCDEFHPQSXcdfp'].map((c) => c.charCodeAt(0)));
+const PROTOCOL_3 = 196608;
+
+/**
+ * Every connection shares PGlite's one session, and PGlite does not end a
+ * connection that breaks the protocol the way PostgreSQL ends its backend: a
+ * startup packet without a user name ended the session for every later
+ * connection, and an unknown message type made it answer FATAL without end,
+ * one core busy and no connection served again (seen with pglite-socket
+ * 0.2.17). A connection whose first message is not a startup with a user, or
+ * which later sends a message no client sends, is closed instead, before
+ * PGlite sees the message.
+ *
+ * @param {import('@electric-sql/pglite-socket').PGLiteSocketServer} server
+ */
+export function refuseMalformedMessages(server) {
+  const queue = /** @type {{ queryQueue: QueryQueue & { enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> } }} */ (
+    /** @type {unknown} */ (server)
+  ).queryQueue;
+  if (!queue || typeof queue.enqueue !== 'function') throw new Error('pglite-socket internals changed: review src/store/pglite-protocol-fix.mjs');
+  /** @type {Set<number>} */
+  const started = new Set();
+  const enqueue = queue.enqueue.bind(queue);
+  queue.enqueue = async function (handlerId, message, onData) {
+    const ok = started.has(handlerId) ? FRONTEND_TYPES.has(message[0]) && message.length >= 5 : isStartupWithUser(message);
+    if (!ok) throw new Error('malformed PostgreSQL protocol message: connection closed');
+    started.add(handlerId);
+    return enqueue(handlerId, message, onData);
+  };
+  const clear = queue.clearTransactionIfNeeded.bind(queue);
+  queue.clearTransactionIfNeeded = async function (/** @type {number} */ handlerId) {
+    started.delete(handlerId);
+    await clear(handlerId);
+  };
+}
+
+/** @param {Uint8Array} message */
+function isStartupWithUser(message) {
+  const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  if (bytes.length < 9 || bytes.readInt32BE(0) !== bytes.length || bytes.readInt32BE(4) !== PROTOCOL_3) return false;
+  const fields = bytes.subarray(8).toString('latin1').split('\0');
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'user' && fields[i + 1] !== '') return true;
+  return false;
+}

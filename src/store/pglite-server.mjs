@@ -4,7 +4,7 @@
 // costs the hub ~20 MiB of memory for a thread of loader hooks.
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { keepProtocolCyclesTogether } from './pglite-protocol-fix.mjs';
+import { keepProtocolCyclesTogether, refuseMalformedMessages } from './pglite-protocol-fix.mjs';
 
 /**
  * Settings given at each start (PGlite's `postgresqlconf` option would
@@ -37,6 +37,7 @@ export async function servePGlite({ pgdata, port }) {
   await db.exec('SET search_path TO bullmq, public');
   const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1', maxConnections: 100 });
   keepProtocolCyclesTogether(server);
+  refuseMalformedMessages(server);
   await server.start();
   return {
     port: Number(server.getServerConn().split(':')[1]),

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import os, { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -95,6 +96,43 @@ describe('the embedded database', () => {
       expect(readdirSync(`/proc/${process.pid}/task`).length).toBeLessThanOrEqual(threads);
     } finally {
       rmSync(broken, { recursive: true, force: true });
+    }
+  });
+
+  it('closes a connection that breaks the protocol, before PGlite sees it, and goes on serving the others', async () => {
+    const embedded = await startEmbeddedPostgres(dataDir);
+    try {
+      const port = Number(new URL(embedded.url).port);
+      /** Sends the messages one after another and resolves when the server closes the connection (or after 5 s: false). */
+      const closedAfter = (messages: Buffer[]) =>
+        new Promise<boolean>((resolve) => {
+          const socket = net.connect(port, '127.0.0.1', async () => {
+            for (const m of messages) {
+              socket.write(m);
+              await new Promise((r) => setTimeout(r, 100));
+            }
+          });
+          const timer = setTimeout(() => (socket.destroy(), resolve(false)), 5_000);
+          socket.on('close', () => (clearTimeout(timer), resolve(true)));
+          socket.on('error', () => undefined);
+          // Read what the server answers: an unread answer holds back the end that follows it.
+          socket.resume();
+        });
+      const startup = (params: string) => {
+        const body = Buffer.from(params, 'latin1');
+        const head = Buffer.alloc(8);
+        head.writeInt32BE(8 + body.length, 0);
+        head.writeInt32BE(196608, 4);
+        return Buffer.concat([head, body]);
+      };
+      // A startup without a user name: it ended PGlite's one session for every later connection.
+      expect(await closedAfter([startup('\0')])).toBe(true);
+      expect(await query(embedded.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      // A message type no client sends, after a proper startup: PGlite answered FATAL without end.
+      expect(await closedAfter([startup('user\0postgres\0database\0postgres\0\0'), Buffer.from([0x5a, 0, 0, 0, 4])])).toBe(true);
+      expect(await query(embedded.url, 'SELECT 2 AS two')).toEqual([{ two: 2 }]);
+    } finally {
+      await embedded.stop();
     }
   });
 
