@@ -184,6 +184,10 @@ export class DeliveryStore {
   ): Promise<{ events: number; deliveries: RelayedDelivery[] }> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // A connection lost while held (a restart, a failover) fails the statement in flight; without a
+    // listener its 'error' event would also end the process (the pool listens only to idle ones).
+    const lost = (error: Error) => (broken = error);
+    client.on('error', lost);
     try {
       // Every statement below reaches its rows by key, and the event read should walk the
       // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind a
@@ -213,6 +217,7 @@ export class DeliveryStore {
       await client.query('ROLLBACK').catch((failed: Error) => (broken = failed));
       throw error;
     } finally {
+      client.off('error', lost);
       // A connection that could not even roll back is closed, not handed to the next run.
       client.release(broken);
     }

@@ -79,6 +79,9 @@ async function serveHere(pgdata: string, port: number): Promise<Served> {
   return servePGlite({ pgdata, port });
 }
 
+/** How long a stop waits for the database to close before its thread is ended. */
+const STOP_WAIT_MS = 10_000;
+
 async function serveOnOwnThread(pgdata: string, port: number, onFailure: ((error: Error) => void) | undefined): Promise<Served> {
   // No options of the hub's command line: they are the process's (V8's flags apply to every thread
   // anyway), and some are not a thread's (`--input-type` fails it).
@@ -111,7 +114,10 @@ async function serveOnOwnThread(pgdata: string, port: number, onFailure: ((error
       stopping = true;
       const exited = new Promise((resolve) => thread.once('exit', resolve));
       thread.postMessage('stop');
+      // A database that cannot close (PGlite wedged) must not hold the hub's shutdown: the thread is ended.
+      const timer = setTimeout(() => void thread.terminate(), STOP_WAIT_MS);
       await exited;
+      clearTimeout(timer);
     },
   };
 }

@@ -68,8 +68,13 @@ export function keepProtocolCyclesTogether(server) {
   };
 }
 
-/** The message types a client may send once started (PostgreSQL's frontend protocol 3.0). */
-const FRONTEND_TYPES = new Set([...'BCDEFHPQSXcdfp'].map((c) => c.charCodeAt(0)));
+/**
+ * The message types a client may send once started (PostgreSQL's frontend
+ * protocol 3.0), but for authentication replies ('p'): PGlite trusts every
+ * connection and asks for none, and an unasked one also made it answer FATAL
+ * without end.
+ */
+const FRONTEND_TYPES = new Set([...'BCDEFHPQSXcdf'].map((c) => c.charCodeAt(0)));
 const PROTOCOL_3 = 196608;
 
 /**
@@ -93,7 +98,7 @@ export function refuseMalformedMessages(server) {
   const started = new Set();
   const enqueue = queue.enqueue.bind(queue);
   queue.enqueue = async function (handlerId, message, onData) {
-    const ok = started.has(handlerId) ? FRONTEND_TYPES.has(message[0]) && message.length >= 5 : isStartupWithUser(message);
+    const ok = started.has(handlerId) ? isFrontendMessage(message) : isStartupWithUser(message);
     if (!ok) throw new Error('malformed PostgreSQL protocol message: connection closed');
     started.add(handlerId);
     return enqueue(handlerId, message, onData);
@@ -103,6 +108,17 @@ export function refuseMalformedMessages(server) {
     started.delete(handlerId);
     await clear(handlerId);
   };
+}
+
+/**
+ * A known type whose length field is the message's (a negative one framed
+ * an odd-sized piece, which also stopped PGlite serving anyone).
+ *
+ * @param {Uint8Array} message
+ */
+function isFrontendMessage(message) {
+  if (message.length < 5 || !FRONTEND_TYPES.has(message[0])) return false;
+  return Buffer.from(message.buffer, message.byteOffset, message.byteLength).readInt32BE(1) + 1 === message.length;
 }
 
 /** @param {Uint8Array} message */

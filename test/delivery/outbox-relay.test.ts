@@ -64,6 +64,38 @@ describe('the outbox relay', () => {
     expect(await unrelayed()).toBe(0);
   });
 
+  // PGlite has one session and no backend to end.
+  it.runIf(inject('databaseKind') === 'postgres')('a connection lost in the middle of a run fails the run, not the process, and the next run relays', async () => {
+    const t = rig.partners.A.tenant;
+    const save = (firstname: string) =>
+      request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml')
+        .send(userXml(t, 'relay-lost', { firstname, lastname: 'Lost', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'lost@example.com' }));
+    expect((await save('Lena')).status).toBe(200);
+    await relay({}).drain();
+    expect((await save('Lina')).status).toBe(200);
+    // Another transaction holds the record's delivery row: the run's write waits for it.
+    const holder = await rig.engine.store.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM delivery d JOIN link l ON l."entityId" = d."entityId" WHERE l."externalId" = 'relay-lost' FOR UPDATE OF d`);
+      const run = relay({}).drain();
+      let waiting: { pid: number }[] = [];
+      await eventually(async () => {
+        ({ rows: waiting } = await holder.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO delivery%' AND pid <> pg_backend_pid()`,
+        ));
+        return waiting.length === 1;
+      }, 5_000);
+      await holder.query('SELECT pg_terminate_backend($1)', [waiting[0].pid]);
+      await expect(run).rejects.toThrow();
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    expect(await relay({}).drain()).toBeGreaterThanOrEqual(1);
+    expect(await unrelayed()).toBe(0);
+  });
+
   it('woken again within its spacing, runs once the spacing is over: not at once, and without losing the wake', async () => {
     const spaced = relay({ spacingMs: 1_500 });
     await saveAtA();

@@ -131,6 +131,11 @@ describe('the embedded database', () => {
       // A message type no client sends, after a proper startup: PGlite answered FATAL without end.
       expect(await closedAfter([startup('user\0postgres\0database\0postgres\0\0'), Buffer.from([0x5a, 0, 0, 0, 4])])).toBe(true);
       expect(await query(embedded.url, 'SELECT 2 AS two')).toEqual([{ two: 2 }]);
+      // A password nobody asked for (PGlite trusts every connection), and a query whose length field is negative.
+      const proper = startup('user\0postgres\0database\0postgres\0\0');
+      expect(await closedAfter([proper, Buffer.from('p\0\0\0\x0bsecret\0', 'latin1')])).toBe(true);
+      expect(await closedAfter([proper, Buffer.from([0x51, 0xff, 0xff, 0xff, 0xf0, 0x41, 0x41, 0x41])])).toBe(true);
+      expect(await query(embedded.url, 'SELECT 3 AS three')).toEqual([{ three: 3 }]);
     } finally {
       await embedded.stop();
     }
