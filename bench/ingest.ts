@@ -183,7 +183,10 @@ export async function startEmbeddedHub(cpus?: string, databaseCpus?: string): Pr
   const hub = await startHubChild(env, { command: 'start', cpus: databaseCpus ? undefined : cpus });
   if (databaseCpus) {
     const { databaseThread } = JSON.parse(readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8')) as { databaseThread?: number };
-    if (!databaseThread) throw new Error('the embedded hub runs its database on its own thread: with one core it cannot be measured this way');
+    if (!databaseThread) {
+      await hub.stop();
+      throw new Error('the embedded hub did not give its database a thread of its own (one core?): it cannot be pinned this way');
+    }
     for (const tid of readdirSync(`/proc/${hub.child.pid}/task`).map(Number)) {
       execFileSync('taskset', ['-p', '-c', tid === databaseThread ? databaseCpus : (cpus ?? databaseCpus), String(tid)], { stdio: 'ignore' });
     }

@@ -199,18 +199,20 @@ export class DeliveryStore {
       const { rows: events } = await client.query<RelayEvent>(
         clientIds ? { name: 'relay-read-of', text: relayRead('AND e."clientId" = ANY($2::uuid[])'), values: [limit, clientIds] } : { name: 'relay-read', text: relayRead(''), values: [limit] },
       );
-      const wanted = events.length ? fanOut(events) : [];
+      if (events.length === 0) {
+        await client.query('COMMIT');
+        return { events: 0, deliveries: [] };
+      }
+      const wanted = fanOut(events);
       const column = <K extends keyof WantedDelivery>(key: K) => wanted.map((w) => w[key]);
-      const { rows: deliveries } = events.length
-        ? await client.query<RelayedDelivery>({
-            name: 'relay-write',
-            text: RELAY_WRITE,
-            values: [
-              wanted.map(() => randomUUID()), column('entityType'), column('entityId'), column('clientId'), column('providerClientId'),
-              column('providerId'), column('version'), events.map((e) => e.id),
-            ],
-          })
-        : { rows: [] };
+      const { rows: deliveries } = await client.query<RelayedDelivery>({
+        name: 'relay-write',
+        text: RELAY_WRITE,
+        values: [
+          wanted.map(() => randomUUID()), column('entityType'), column('entityId'), column('clientId'), column('providerClientId'),
+          column('providerId'), column('version'), events.map((e) => e.id),
+        ],
+      });
       await client.query('COMMIT');
       return { events: events.length, deliveries };
     } catch (error) {

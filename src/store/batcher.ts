@@ -87,9 +87,13 @@ export class Batcher<I, O> {
     return Math.max(...this.outSince) + this.spareLaneAfterMs - performance.now();
   }
 
-  private flush(): void {
+  private clearLaneTimer(): void {
     clearTimeout(this.laneTimer);
     this.laneTimer = undefined;
+  }
+
+  private flush(): void {
+    this.clearLaneTimer();
     while (this.queue.length > 0 && this.outSince.length < this.maxInFlight) {
       if (this.laneWait() > 0) return this.schedule();
       const { batch, keys } = this.take();
@@ -101,8 +105,7 @@ export class Batcher<I, O> {
         this.outSince.splice(this.outSince.indexOf(since), 1);
         for (const key of keys) this.busy.delete(key);
         // A lane timer was set from the batches out then: the waiting calls now wait only for those still out.
-        clearTimeout(this.laneTimer);
-        this.laneTimer = undefined;
+        this.clearLaneTimer();
         this.schedule();
       });
     }
