@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import { usableCores } from './usable-cores.ts';
 
 /**
  * The embedded default: PostgreSQL compiled to WASM (PGlite), persisted under
@@ -31,11 +31,11 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /**
    * Whether the database runs on a thread of its own. By default it does
-   * when the process may use more than one core: on its own thread its
-   * WebAssembly runs beside the API instead of between its requests (on two
-   * cores ~12 % more saves, and a p99 at 1,000 saves/s of ~40 ms instead of
-   * ~70); on one core every statement would become a switch between threads
-   * (half the saves).
+   * when the process may use more than one core (usableCores: its CPUs and
+   * its container's CPU quota): on its own thread its WebAssembly runs
+   * beside the API instead of between its requests (on two cores ~12 % more
+   * saves, and a p99 at 1,000 saves/s of ~40 ms instead of ~70); on one core
+   * every statement would become a switch between threads (half the saves).
    */
   ownThread?: boolean;
   /**
@@ -61,7 +61,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPo
   const pgdata = path.join(dataDir, 'pgdata');
   if (!existsSync(path.join(pgdata, 'PG_VERSION'))) await createCluster(pgdata);
   const port = options.port ?? 0;
-  const served = (options.ownThread ?? availableParallelism() > 1) ? await serveOnOwnThread(pgdata, port, options.onFailure) : await serveHere(pgdata, port);
+  const served = (options.ownThread ?? usableCores() > 1) ? await serveOnOwnThread(pgdata, port, options.onFailure) : await serveHere(pgdata, port);
   const info: RunningFile = { pid: process.pid, port: served.port, databaseThread: served.tid };
   writeFileSync(runningFile(dataDir), JSON.stringify(info));
   return {
