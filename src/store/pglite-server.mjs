@@ -30,15 +30,21 @@ const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB',
  */
 export async function servePGlite({ pgdata, port }) {
   const db = await PGlite.create(pgdata, { startParams: START_PARAMS });
-  // All socket connections share one PGlite session; BullMQ's startup option
-  // `-c search_path=bullmq` is ignored by the socket, so the path is set here.
-  // Our tables have no name in common with BullMQ's, and our migrations pin
-  // `public` themselves.
-  await db.exec('SET search_path TO bullmq, public');
   const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1', maxConnections: 100 });
-  keepProtocolCyclesTogether(server);
-  refuseMalformedMessages(server);
-  await server.start();
+  try {
+    // All socket connections share one PGlite session; BullMQ's startup option
+    // `-c search_path=bullmq` is ignored by the socket, so the path is set here.
+    // Our tables have no name in common with BullMQ's, and our migrations pin
+    // `public` themselves.
+    await db.exec('SET search_path TO bullmq, public');
+    keepProtocolCyclesTogether(server);
+    refuseMalformedMessages(server);
+    await server.start();
+  } catch (error) {
+    // The port is taken, say: the database opened for it is closed, not left holding its memory.
+    await db.close().catch(() => undefined);
+    throw error;
+  }
   return {
     port: Number(server.getServerConn().split(':')[1]),
     async stop() {

@@ -5,7 +5,8 @@ import os, { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
 
 describe('the embedded database', () => {
@@ -83,6 +84,20 @@ describe('the embedded database', () => {
     };
     expect(run(true).databaseThread).toBeUndefined();
     if (availableParallelism() > 1) expect(run(false).databaseThread).toEqual(expect.any(Number));
+  });
+
+  it('a start on the hub’s thread that cannot take its port fails with the reason, and closes the database it opened', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const close = vi.spyOn(PGlite.prototype, 'close');
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      await expect(startEmbeddedPostgres(dataDir, { port, ownThread: false })).rejects.toThrow(/EADDRINUSE/);
+      expect(close).toHaveBeenCalledTimes(1);
+    } finally {
+      close.mockRestore();
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('a folder that holds no usable database fails the start with its path, and leaves no thread running', async () => {
