@@ -76,8 +76,16 @@ export class ConnectionWorker {
     const { store, records, logger } = this.deps;
     const startedAt = new Date();
     const clients: SignedPartnerHttp[] = [];
+    // The record's key is wanted by its calls and again by the attempt's row: hashed once.
+    const keys = new Map<string, string>();
+    const keyOf = (id: string, version: number): string => {
+      const name = `${id}/${version}`;
+      let key = keys.get(name);
+      if (key === undefined) keys.set(name, (key = eventIdOf(id, version)));
+      return key;
+    };
     const context: ContextFactory = (_purpose, id, version): AdapterContext => {
-      const http = new SignedPartnerHttp(conn.connection, eventIdOf(id, version), conn.settings.timeoutMs, this.agent);
+      const http = new SignedPartnerHttp(conn.connection, keyOf(id, version), conn.settings.timeoutMs, this.agent);
       clients.push(http);
       return { connection: { url: conn.connection.url, options: conn.connection.options }, http };
     };
@@ -90,7 +98,7 @@ export class ConnectionWorker {
         claimed,
         {
           version: outcome.version,
-          idempotencyKey: eventIdOf(claimed.entityId, outcome.version),
+          idempotencyKey: keyOf(claimed.entityId, outcome.version),
           startedAt,
           outcome: outcome.outcome,
           calls: formatCalls(made, outcome.note),
@@ -107,7 +115,7 @@ export class ConnectionWorker {
       const made = calls();
       const attempt = {
         version,
-        idempotencyKey: eventIdOf(claimed.entityId, version),
+        idempotencyKey: keyOf(claimed.entityId, version),
         startedAt,
         calls: formatCalls(made),
         httpStatus: made.at(-1)?.status ?? null,
