@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import net from 'node:net';
+import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { assertNoEviction, createQueueBackend, postgresQueueConnection, QUEUE_SESSION_NAME, RedisPolicyError } from '../../src/delivery/queue-backend.ts';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
+import { assertNoEviction, coalesceWrites, createQueueBackend, postgresQueueConnection, QUEUE_SESSION_NAME, RedisPolicyError } from '../../src/delivery/queue-backend.ts';
 import { eventually, REDIS_TEST_URL } from '../support/delivery-rig.ts';
 import { freshDatabase } from '../support/fresh-database.ts';
 
@@ -31,6 +33,40 @@ describe.runIf(inject('databaseKind') === 'postgres')('the Redis queue backend',
 
   it('accepts the machine Redis with noeviction', async () => {
     await expect(assertNoEviction(REDIS_TEST_URL)).resolves.toBeUndefined();
+  });
+
+  it('sends the commands of one event-loop turn in one write, in order and each answered, after a reconnect too', async () => {
+    const key = `connector-test-coalesce-${randomUUID()}`;
+    /** Socket writes made while 20 commands are given in one turn, and their replies. */
+    async function twentyInOneTurn(redis: Redis) {
+      const one = vi.spyOn(redis.stream, '_write');
+      const many = vi.spyOn(redis.stream, '_writev');
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => redis.rpush(key, String(i))));
+      const writes = one.mock.calls.length + many.mock.calls.length;
+      one.mockRestore();
+      many.mockRestore();
+      return { writes, replies };
+    }
+    const plain = new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: null });
+    const coalesced = coalesceWrites(new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: null }));
+    try {
+      await Promise.all([plain.ping(), coalesced.ping()]);
+      // Without: one write per command.
+      expect((await twentyInOneTurn(plain)).writes).toBe(20);
+      await plain.del(key);
+      const first = await twentyInOneTurn(coalesced);
+      expect(first).toEqual({ writes: 1, replies: Array.from({ length: 20 }, (_, i) => i + 1) });
+      expect(await coalesced.lrange(key, 0, -1)).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+      coalesced.disconnect(true);
+      await new Promise((resolve) => coalesced.once('ready', resolve));
+      const again = await twentyInOneTurn(coalesced);
+      expect(again.writes).toBe(1);
+      expect(again.replies.at(-1)).toBe(40);
+    } finally {
+      await plain.del(key);
+      plain.disconnect();
+      coalesced.disconnect();
+    }
   });
 });
 
