@@ -1,7 +1,9 @@
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { userAsStatement } from '../src/store/record-store.ts';
 import { benchEnv, type BenchEnv } from './bench-env.ts';
 import { load, loadResultOf, startIngestHub, type LoadResult } from './ingest.ts';
+import { cpuSeconds, cpuSpent } from './process-cpu.ts';
 
 /**
  * Cost stays flat as data grows: the hub's API on a database already
@@ -15,9 +17,18 @@ export interface SizeFigures {
   users: number;
   seedSeconds: number;
   get: LoadResult;
+  /**
+   * Per measured GET: CPU time (µs) of the hub and of PostgreSQL, and the
+   * database's block reads (pages not in its shared buffers, read from the
+   * OS) and hits; where a GET's cost goes as the tenant grows.
+   */
+  getCost: { hubMicros?: number; postgresMicros?: number; blocksRead: number; blocksHit: number };
   ingest: LoadResult;
   /** Sequential scans of user_record and link while the hub was under load. */
   fullScans: number;
+  /** The database's size once seeded (MiB), against the server's shared buffers (MiB). */
+  databaseMiB: number;
+  sharedBuffersMiB: number;
   /** Plans of the save path's read and of the GET's queries, when asked for. */
   plans?: { query: string; plan: string }[];
 }
@@ -45,25 +56,50 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
   await db.connect();
   try {
     const seedSeconds = await seedUsers(db, env, users);
+    const { rows: sizes } = await db.query<{ database: string; buffers: string }>(
+      `SELECT pg_database_size(current_database()) / 1048576 AS database,
+              (SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers') AS buffers`,
+    );
     const plans = explain ? await explainReads(db, env, users) : undefined;
     const scansBefore = await fullScans(db);
     const ownBackends = await clientBackends(db);
     const hub = await startIngestHub(env, '0');
     let get: LoadResult;
+    let getCost: SizeFigures['getCost'];
     let ingest: LoadResult;
     try {
       // Five seconds of GETs first, so the measured ones are the steady state: not the hub's JIT
       // warm-up, nor PostgreSQL's first reads of the seeded pages into its buffers.
       await getLoad(hub.url, env.token, users, 5);
       // GETs before the ingest: they then read a table of exactly N users.
+      const parts = { hub: { tree: hub.child.pid! }, postgres: { program: 'postgres' } };
+      const [cpuBefore, blocksBefore] = [cpuSeconds(parts), await blockCounts(db)];
       get = await getLoad(hub.url, env.token, users, seconds);
+      const [spent, blocksAfter] = [cpuSpent(cpuBefore, cpuSeconds(parts)), await blockCounts(db)];
+      const per = (value: number | undefined, scale = 1) => (value === undefined ? undefined : (value * scale) / get.requests);
+      getCost = {
+        hubMicros: per(spent.hub, 1e6),
+        postgresMicros: per(spent.postgres, 1e6),
+        blocksRead: per(blocksAfter.read - blocksBefore.read)!,
+        blocksHit: per(blocksAfter.hit - blocksBefore.hit)!,
+      };
       ingest = await load(hub.url, env.token, { seconds, connections: INGEST_CONNECTIONS });
     } finally {
       await hub.stop();
     }
     // Backends publish their table statistics when they exit.
     await hubBackendsGone(db, ownBackends);
-    return { users, seedSeconds, get, ingest, fullScans: (await fullScans(db)) - scansBefore, plans };
+    return {
+      users,
+      seedSeconds,
+      get,
+      getCost,
+      ingest,
+      fullScans: (await fullScans(db)) - scansBefore,
+      databaseMiB: Number(sizes[0].database),
+      sharedBuffersMiB: Number(sizes[0].buffers),
+      plans,
+    };
   } finally {
     await db.end();
     await env.close();
@@ -118,12 +154,13 @@ async function getLoad(url: string, token: string, users: number, seconds: numbe
 
 /**
  * EXPLAIN ANALYZE of the save path's read (RecordStore.readByLink's
- * statement) and of the GET's two lookups (Prisma's link.findUnique by
- * A's IDs, user.findUnique by ID), for a stored record.
+ * statement, for one key) and of the GET's statement (RecordStore.readUserAs
+ * by A's IDs), for a stored record.
  */
 async function explainReads(db: pg.Client, env: BenchEnv, users: number): Promise<{ query: string; plan: string }[]> {
   const recordID = `seed-${Math.ceil(users / 2)}`;
   const key = [env.providerA, 'USER', env.clubId, recordID];
+  const get = userAsStatement(env.providerA, 'USER', { clubId: env.clubId, externalId: recordID });
   const queries: [string, string, unknown[]][] = [
     [
       'save path: read by link',
@@ -132,8 +169,7 @@ async function explainReads(db: pg.Client, env: BenchEnv, users: number): Promis
        WHERE l."providerId" = $1 AND l."entityType" = $2 AND l."clubId" = $3 AND l."externalId" = $4`,
       key,
     ],
-    ['GET: link by recordID', `SELECT * FROM link WHERE "providerId" = $1 AND "entityType" = $2 AND "clubId" = $3 AND "externalId" = $4 LIMIT 1`, key],
-    ['GET: user by ID', `SELECT * FROM user_record WHERE id = md5($1)::uuid LIMIT 1`, [recordID]],
+    ['GET: the user as A sees it, by recordID', get.text, get.values],
   ];
   const plans = [];
   for (const [query, sql, params] of queries) {
@@ -147,6 +183,16 @@ async function explainReads(db: pg.Client, env: BenchEnv, users: number): Promis
 async function fullScans(db: pg.Client): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`SELECT coalesce(sum(seq_scan), 0)::int AS n FROM pg_stat_user_tables WHERE relname IN ('user_record', 'link')`);
   return rows[0].n;
+}
+
+/**
+ * The database's block reads and buffer hits so far (pg_stat_database; a
+ * backend publishes its counts at the end of a transaction at most once
+ * a second, so a reading may lag by about that much).
+ */
+async function blockCounts(db: pg.Client): Promise<{ read: number; hit: number }> {
+  const { rows } = await db.query<{ read: string; hit: string }>(`SELECT blks_read AS read, blks_hit AS hit FROM pg_stat_database WHERE datname = current_database()`);
+  return { read: Number(rows[0].read), hit: Number(rows[0].hit) };
 }
 
 /** The client connections to the bench database (this one, the env's Prisma pool). */

@@ -30,7 +30,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const record = (figure: string, value: number, unit: string, target?: { op: '>=' | '<='; limit: number; text: string }) => {
   const pass = target ? (target.op === '>=' ? value >= target.limit : value <= target.limit) : undefined;
   // A ratio that rounds to its limit is shown with a third decimal, so the value never reads as the opposite of the verdict.
-  const digits = unit === 'ratio' ? (Number(value.toFixed(2)) === target?.limit ? 3 : 2) : 0;
+  const digits = unit === 'ratio' ? (Number(value.toFixed(2)) === target?.limit ? 3 : 2) : unit === 'pages' ? 1 : 0;
   rows.push({ figure, value: `${value.toFixed(digits)} ${unit === 'ratio' ? '' : unit}`.trim(), target: target?.text ?? '—', pass });
   console.log(`${figure}: ${value.toFixed(Math.max(2, digits))} ${unit}${target ? ` (target ${target.text}: ${pass ? 'pass' : 'FAIL'})` : ''}`);
 };
@@ -196,6 +196,12 @@ function deliveryCpu(queues: string, micros: Record<string, number | undefined>)
     record(`GET /user by recordID with ${users}, requests/s`, at.get.requestsPerSecond, 'req/s');
     record(`GET /user by recordID with ${users}, p50`, at.get.p50, 'ms');
     record(`GET /user by recordID with ${users}, p99`, at.get.p99, 'ms');
+    // Where a GET's cost goes: the database's pages that were not in its shared buffers come
+    // from the operating system, a system call each.
+    record(`database size with ${users} (PostgreSQL shared_buffers: ${at.sharedBuffersMiB} MiB)`, at.databaseMiB, 'MiB');
+    if (at.getCost.hubMicros !== undefined) record(`CPU time per GET with ${users}, hub`, at.getCost.hubMicros, 'µs');
+    if (at.getCost.postgresMicros !== undefined) record(`CPU time per GET with ${users}, PostgreSQL`, at.getCost.postgresMicros, 'µs');
+    record(`PostgreSQL pages read from the OS per GET with ${users} (not in shared buffers)`, at.getCost.blocksRead, 'pages');
   }
   const sizes = `${large.toLocaleString('en')} / ${small.toLocaleString('en')} users`;
   record(`ingest throughput, ${sizes}`, result.ingestRatio, 'ratio', { op: '>=', limit: 0.85, text: '≥ 0.85' });
