@@ -9,6 +9,12 @@ import { freshDatabase, type FreshDatabase } from '../support/fresh-database.ts'
 
 const STAFF = 5_000;
 
+/** The plan's nodes that read the link table that ran (subqueries included). */
+function linkReads(node: Record<string, unknown>): Record<string, unknown>[] {
+  const own = node['Relation Name'] === 'link' && Number(node['Actual Loops'] ?? 0) > 0 ? [node] : [];
+  return [...own, ...((node.Plans as Record<string, unknown>[] | undefined) ?? []).flatMap(linkReads)];
+}
+
 /** Rows a plan read and threw away, over all its nodes (subqueries included). */
 function rowsRemoved(node: Record<string, unknown>): number {
   const own = Number(node['Rows Removed by Filter'] ?? 0) * Number(node['Actual Loops'] ?? 1);
@@ -72,6 +78,19 @@ describe.runIf(inject('databaseKind') === 'postgres')('the ID a provider knows a
     // Walking the provider's staff reads thousands of them (STAFF / 2 on average) and keeps one.
     expect(rowsRemoved(await explain('by_id', byId.text, byId.values as string[]))).toBeLessThan(10);
     expect(rowsRemoved(await explain('by_link', byLink.text, byLink.values as string[]))).toBeLessThan(10);
+  });
+
+  it('reads a link from its index alone, by a provider’s IDs and by the record (covering indexes)', async () => {
+    // VACUUM marks the table's pages all-visible, as autovacuum does for a tenant's settled links.
+    await db.query('VACUUM link');
+    const byLink = userAsStatement(provider, 'USER', { clubId: club, externalId: 'the-user' });
+    const byId = userAsStatement(provider, 'USER', { id: user });
+    for (const [name, statement] of [['covered_by_link', byLink], ['covered_by_id', byId]] as const) {
+      const reads = linkReads(await explain(name, statement.text, statement.values as string[]));
+      // By link: the user's link; by ID: the user's recordID; both: the owner's ID (no lead source).
+      expect(reads.length).toBeGreaterThanOrEqual(2);
+      for (const read of reads) expect(read).toMatchObject({ 'Node Type': 'Index Only Scan', 'Heap Fetches': 0 });
+    }
   });
 
   it("staff and lead-source sync find the partner's ID for a record the same way, in Prisma's sessions too", async () => {
