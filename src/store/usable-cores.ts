@@ -22,7 +22,11 @@ export function usableCores(quota: number | undefined = cgroupCpuQuota()): numbe
  * container the hierarchy's root is the container's own group.
  */
 export function cgroupCpuQuota(root = '/sys/fs/cgroup', selfCgroup = readText('/proc/self/cgroup')): number | undefined {
-  const lines = (selfCgroup ?? '').split('\n').map((line) => line.split(':'));
+  // "<id>:<controllers>:<path>"; the path may hold colons of its own.
+  const lines = (selfCgroup ?? '').split('\n').map((line) => {
+    const [id, controllers, ...rest] = line.split(':');
+    return [id, controllers, rest.join(':')];
+  });
   const v2Path = lines.find(([id, controllers]) => id === '0' && controllers === '')?.[2];
   const v1Path = lines.find(([, controllers]) => controllers?.split(',').includes('cpu'))?.[2];
   const quotas = [
@@ -49,14 +53,16 @@ function positiveRatio(quota: string, period: string | undefined): number | unde
 }
 
 /**
- * The group's folder and each one above it, up to `mount`; just `mount`
- * when the group's path is not under it (a container's own view, where the
- * mount is the container's group).
+ * `mount` and the folders from it down to the group's. In a container the
+ * mount is the container's own group and the path may name groups of the
+ * host that are not under it: those folders do not exist, and the mount's
+ * quota is the one read. A path that climbs out (`..`, a process outside
+ * its cgroup namespace) gives just the mount.
  */
 function groupsUp(mount: string, groupPath: string | undefined): string[] {
   const dirs = [mount];
-  if (!groupPath) return dirs;
-  const parts = groupPath.split('/').filter(Boolean);
+  const parts = (groupPath ?? '').split('/').filter(Boolean);
+  if (parts.includes('..')) return dirs;
   for (let i = 1; i <= parts.length; i++) dirs.push(path.join(mount, ...parts.slice(0, i)));
   return dirs;
 }

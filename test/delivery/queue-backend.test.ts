@@ -51,8 +51,8 @@ describe.runIf(inject('databaseKind') === 'postgres')('the Redis queue backend',
     const coalesced = coalesceWrites(new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: null }));
     try {
       await Promise.all([plain.ping(), coalesced.ping()]);
-      // Without: one write per command.
-      expect((await twentyInOneTurn(plain)).writes).toBe(20);
+      // Without: a write per command (as many as the socket takes at once, on a loaded machine fewer).
+      expect((await twentyInOneTurn(plain)).writes).toBeGreaterThan(1);
       await plain.del(key);
       const first = await twentyInOneTurn(coalesced);
       expect(first).toEqual({ writes: 1, replies: Array.from({ length: 20 }, (_, i) => i + 1) });

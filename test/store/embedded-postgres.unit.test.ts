@@ -1,13 +1,14 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import os, { availableParallelism } from 'node:os';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
+import { usableCores } from '../../src/store/usable-cores.ts';
 
 describe('the embedded database', () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'connector-embedded-'));
@@ -83,7 +84,7 @@ describe('the embedded database', () => {
       return JSON.parse(out.trim().split('\n').at(-1)!) as { databaseThread?: number };
     };
     expect(run(true).databaseThread).toBeUndefined();
-    if (availableParallelism() > 1) expect(run(false).databaseThread).toEqual(expect.any(Number));
+    if (usableCores() > 1) expect(run(false).databaseThread).toEqual(expect.any(Number));
   });
 
   it('a start on the hub’s thread that cannot take its port fails with the reason, and closes the database it opened', async () => {

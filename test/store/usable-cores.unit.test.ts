@@ -31,6 +31,14 @@ describe('the cores the process can use', () => {
     const tree = cgroupTree({ 'cpu.max': '100000 100000' });
     expect(cgroupCpuQuota(tree, '0::/')).toBe(1);
     expect(cgroupCpuQuota(tree, '0::/docker/3f2a')).toBe(1);
+    // A process outside its cgroup namespace's root sees a path that climbs out: the mount is read, nothing above it.
+    const outside = cgroupTree({ 'ns/cpu.max': '100000 100000', 'cpu.max': 'max 100000', 'x/cpu.max': '300000 100000' });
+    expect(cgroupCpuQuota(path.join(outside, 'ns'), '0::/../x')).toBe(1);
+  });
+
+  it('reads a group whose path holds a colon', () => {
+    const tree = cgroupTree({ 'a:b/cpu.max': '200000 100000' });
+    expect(cgroupCpuQuota(tree, '0::/a:b')).toBe(2);
   });
 
   it('reads a cgroup v1 quota (-1 is none)', () => {
