@@ -72,17 +72,24 @@ describe('the outbox relay', () => {
         .send(userXml(t, 'relay-lost', { firstname, lastname: 'Lost', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'lost@example.com' }));
     expect((await save('Lena')).status).toBe(200);
     await relay({}).drain();
+    // Lena's delivery finished first: its job's finish would otherwise wait on the lock below too.
+    const ofRecord = `FROM delivery d JOIN link l ON l."entityId" = d."entityId" WHERE l."externalId" = 'relay-lost'`;
+    await eventually(async () => {
+      const { rows } = await rig.engine.store.pool.query(`SELECT d.status::text AS status, d."deliveredVersion" = d."wantedVersion" AS done ${ofRecord}`);
+      return rows.length === 1 && rows[0].status === 'DELIVERED' && rows[0].done === true;
+    }, 10_000);
     expect((await save('Lina')).status).toBe(200);
     // Another transaction holds the record's delivery row: the run's write waits for it.
     const holder = await rig.engine.store.pool.connect();
     try {
       await holder.query('BEGIN');
-      await holder.query(`SELECT 1 FROM delivery d JOIN link l ON l."entityId" = d."entityId" WHERE l."externalId" = 'relay-lost' FOR UPDATE OF d`);
+      await holder.query(`SELECT 1 ${ofRecord} FOR UPDATE OF d`);
       const run = relay({}).drain();
       let waiting: { pid: number }[] = [];
       await eventually(async () => {
-        ({ rows: waiting } = await holder.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO delivery%' AND pid <> pg_backend_pid()`,
+        // Read outside the holder's transaction: within one, pg_stat_activity keeps the snapshot of its first read.
+        ({ rows: waiting } = await rig.engine.store.pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO delivery (%'`,
         ));
         return waiting.length === 1;
       }, 5_000);
