@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
 import { partnerIdSql } from '../store/links.ts';
-import { isRowFault, storePoolConfig } from '../store/sql-sessions.ts';
+import { isRowFault, POOL_WAIT_MS, storePoolConfig } from '../store/sql-sessions.ts';
 
 /**
  * The delivery hot path in plain SQL on its own pool: a delivery costs two
@@ -81,9 +81,18 @@ export class DeliveryStore {
   private readonly claims: Batcher<string, ClaimedDelivery | undefined>;
   private readonly finishes: Batcher<FinishRow, boolean>;
 
-  /** @param oneSession the database serves every connection from one session (PGlite: see storePoolConfig). */
-  constructor(databaseUrl: string, poolSize = 10, oneSession = false) {
-    this.pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, types, ...storePoolConfig(oneSession) } as pg.PoolConfig);
+  /**
+   * @param oneSession the database serves every connection from one session (PGlite: see storePoolConfig).
+   * @param waitMs how long a statement waits for a connection of the pool (see POOL_WAIT_MS).
+   */
+  constructor(databaseUrl: string, poolSize = 10, oneSession = false, waitMs = POOL_WAIT_MS) {
+    this.pool = new pg.Pool({
+      connectionString: databaseUrl,
+      max: poolSize,
+      connectionTimeoutMillis: waitMs,
+      types,
+      ...storePoolConfig(oneSession),
+    } as pg.PoolConfig);
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next query opens a new one.
     this.pool.on('error', () => undefined);

@@ -4,7 +4,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgre
 import { PrismaClient } from './generated/client.ts';
 import { applyMigrations } from './migrations.ts';
 import { RecordStore } from './record-store.ts';
-import { servesOneSession } from './sql-sessions.ts';
+import { POOL_WAIT_MS, servesOneSession } from './sql-sessions.ts';
 
 export { PrismaClient };
 export type Db = PrismaClient;
@@ -19,8 +19,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function createPrisma(url: string, poolSize = 10): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize }) });
+/** @param waitMs how long a query waits for a connection of the pool (see POOL_WAIT_MS). */
+export function createPrisma(url: string, poolSize = 10, waitMs = POOL_WAIT_MS): PrismaClient {
+  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize, connectionTimeoutMillis: waitMs }) });
 }
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
-import { isRowFault, storePoolConfig } from './sql-sessions.ts';
+import { isRowFault, POOL_WAIT_MS, storePoolConfig } from './sql-sessions.ts';
 import { partnerIdSql, type LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 
@@ -61,15 +61,18 @@ export class RecordStore {
 
   constructor(readonly pool: pg.Pool) {}
 
-  /** @param options.oneSession the database serves every connection from one session (PGlite: see storePoolConfig). */
-  static open(databaseUrl: string, poolSize: number, options: { oneSession?: boolean } = {}): RecordStore {
-    // A pool that cannot hand out a connection within 10 s is a hub that cannot take saves: UNAVAILABLE.
-    // A save waits at most 5 s for a row another transaction holds (then UNAVAILABLE, retry), so
+  /**
+   * @param options.oneSession the database serves every connection from one session (PGlite: see storePoolConfig).
+   * @param options.waitMs how long a save waits for a connection of the pool (see POOL_WAIT_MS).
+   */
+  static open(databaseUrl: string, poolSize: number, options: { oneSession?: boolean; waitMs?: number } = {}): RecordStore {
+    // A pool that cannot hand out a connection in time (POOL_WAIT_MS) is a hub that cannot take saves:
+    // UNAVAILABLE. A save waits at most 5 s for a row another transaction holds (then UNAVAILABLE, retry), so
     // one stuck record cannot hold the saves batched with it for long.
     const pool = new pg.Pool({
       connectionString: databaseUrl,
       max: poolSize,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: options.waitMs ?? POOL_WAIT_MS,
       lock_timeout: 5_000,
       ...storePoolConfig(options.oneSession ?? false),
     });

@@ -45,6 +45,17 @@ export function isRowFault(error: unknown): boolean {
 export const KEYED_PLANS = '-c enable_seqscan=off -c plan_cache_mode=force_generic_plan';
 
 /**
+ * How long a caller waits for a connection from one of the hub's pools
+ * (Prisma's, the save path's, the delivery engine's) before it fails:
+ * exhausted by statements stuck behind a lock, say, or a database that does
+ * not answer the connection. A partner then gets UNAVAILABLE (503, retry)
+ * with an errorUUID instead of a request that hangs; a relay run fails and
+ * is logged, and the next tick tries again; a delivery attempt fails and is
+ * retried with backoff.
+ */
+export const POOL_WAIT_MS = 10_000;
+
+/**
  * The pool settings of a plain-SQL store: KEYED_PLANS for each session on
  * PostgreSQL; on a database that serves every connection from one session,
  * whose settings are its own (the embedded database starts without

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { REASONS } from '../../src/errors/catalogue.ts';
 import { createPrisma } from '../../src/store/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
@@ -55,7 +55,7 @@ function expectError(res: request.Response, status: number, reason: string, opti
 }
 
 const postUser = (target: TestHub, auth: string, body: string) =>
-  request(target.app).post(`${API}/user`).set('Authorization', auth).set('Content-Type', 'application/xml').send(body);
+  request(target.server).post(`${API}/user`).set('Authorization', auth).set('Content-Type', 'application/xml').send(body);
 
 describe('VALIDATION', () => {
   it('an invalid field answers 400 VALIDATION naming the field', async () => {
@@ -65,14 +65,14 @@ describe('VALIDATION', () => {
 
   it('PUT and DELETE on /user answer 405 with an Allow header', async () => {
     for (const method of ['put', 'delete'] as const) {
-      const res = await request(hub.app)[method](`${API}/user`).set('Authorization', tenant.auth);
+      const res = await request(hub.server)[method](`${API}/user`).set('Authorization', tenant.auth);
       expect(expectError(res, 405, 'VALIDATION').message).toContain(method.toUpperCase());
       expect(res.headers.allow).toBe('GET, POST');
     }
   });
 
   it('Accept: text/csv answers 406 naming the formats the API speaks', async () => {
-    const get = await request(hub.app).get(fetchPath(tenant, 'anything')).set('Authorization', tenant.auth).set('Accept', 'text/csv');
+    const get = await request(hub.server).get(fetchPath(tenant, 'anything')).set('Authorization', tenant.auth).set('Accept', 'text/csv');
     expect(expectError(get, 406, 'VALIDATION').message).toMatch(/application\/xml or application\/json/);
     const post = await postUser(hub, tenant.auth, userXml(tenant, `v-${randomUUID()}`, member)).set('Accept', 'text/csv');
     expectError(post, 406, 'VALIDATION');
@@ -81,14 +81,14 @@ describe('VALIDATION', () => {
 
 describe('NOT_FOUND', () => {
   it('an unknown recordID answers 404 NOT_FOUND naming the recordID', async () => {
-    const res = await request(hub.app).get(fetchPath(tenant, 'no-such-record')).set('Authorization', tenant.auth);
+    const res = await request(hub.server).get(fetchPath(tenant, 'no-such-record')).set('Authorization', tenant.auth);
     expect(expectError(res, 404, 'NOT_FOUND').message).toContain("'no-such-record'");
   });
 
   it('an unknown path answers 404 NOT_FOUND, inside and outside the API', async () => {
-    const outside = await request(hub.app).get('/no/such/path');
+    const outside = await request(hub.server).get('/no/such/path');
     expect(expectError(outside, 404, 'NOT_FOUND').message).toContain('/no/such/path');
-    const inside = await request(hub.app).get(`${API}/members`).set('Authorization', tenant.auth);
+    const inside = await request(hub.server).get(`${API}/members`).set('Authorization', tenant.auth);
     expectError(inside, 404, 'NOT_FOUND');
   });
 });
@@ -99,7 +99,7 @@ describe('AUTHENTICATION', () => {
     ['a wrong bearer token', `Bearer ${randomBytes(24).toString('hex')}`],
     ['a malformed Authorization header', 'Token abc'],
   ])('%s answers 401 AUTHENTICATION with a WWW-Authenticate challenge', async (_name, auth) => {
-    let req = request(hub.app).get(fetchPath(tenant, 'x'));
+    let req = request(hub.server).get(fetchPath(tenant, 'x'));
     if (auth) req = req.set('Authorization', auth);
     const res = await req;
     expectError(res, 401, 'AUTHENTICATION');
@@ -109,11 +109,11 @@ describe('AUTHENTICATION', () => {
 
   it('a right username with a wrong Basic password answers 401 AUTHENTICATION', async () => {
     const wrong = `Basic ${Buffer.from(`${tenant.username}:${tenant.password}x`).toString('base64')}`;
-    const res = await request(hub.app).get(fetchPath(tenant, 'x')).set('Authorization', wrong);
+    const res = await request(hub.server).get(fetchPath(tenant, 'x')).set('Authorization', wrong);
     expectError(res, 401, 'AUTHENTICATION');
     expect(res.headers['www-authenticate']).toMatch(/Basic/);
     // The right password works, so the 401 was about the password.
-    const right = await request(hub.app).get(fetchPath(tenant, 'x')).set('Authorization', tenant.basicAuth);
+    const right = await request(hub.server).get(fetchPath(tenant, 'x')).set('Authorization', tenant.basicAuth);
     expect(right.status).toBe(404);
   });
 });
@@ -152,7 +152,7 @@ describe('CONFLICT', () => {
     expect(newer.status, newer.text).toBe(200);
     const stale = await postUser(hub, tenant.auth, userXml(tenant, recordID, { ...member, firstname: 'Stale', modifiedDate: '2020-01-01T00:00:00Z' }));
     expect(expectError(stale, 409, 'CONFLICT').message).toMatch(/not applied/);
-    const fetched = await request(hub.app).get(fetchPath(tenant, recordID)).set('Authorization', tenant.auth);
+    const fetched = await request(hub.server).get(fetchPath(tenant, recordID)).set('Authorization', tenant.auth);
     expect(xml(fetched.text).user.userInfo.firstname).toBe('Ada');
   });
 });
@@ -161,7 +161,7 @@ describe('RATE_LIMITED', () => {
   it('a provider sending faster than its agreed rate gets 429 RATE_LIMITED with Retry-After', async () => {
     const limited = await turnUpTenant(hub, { rateLimitPerSecond: 2 });
     const responses = await Promise.all(
-      Array.from({ length: 10 }, () => request(hub.app).get(fetchPath(limited, 'nobody')).set('Authorization', limited.auth)),
+      Array.from({ length: 10 }, () => request(hub.server).get(fetchPath(limited, 'nobody')).set('Authorization', limited.auth)),
     );
     const refused = responses.filter((r) => r.status === 429);
     expect(refused.length).toBeGreaterThanOrEqual(3);
@@ -218,6 +218,51 @@ describe('UNAVAILABLE', () => {
     expect(error.message).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
     expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
   });
+
+  describe('a hub whose pool stays taken longer than the wait for a connection', () => {
+    // One connection per pool, and a wait of 300 ms instead of POOL_WAIT_MS.
+    const busy = createTestHub({ poolSize: 1, poolWaitMs: 300 });
+    afterAll(() => busy.close());
+
+    it('answers a save 503 UNAVAILABLE (stored, for support) instead of holding the request, and saves again once a connection is free', async () => {
+      const held = await busy.store.pool.connect();
+      const recordID = `busy-${randomUUID()}`;
+      let res: request.Response;
+      const started = performance.now();
+      try {
+        res = await postUser(busy, tenant.auth, userXml(tenant, recordID, member));
+      } finally {
+        held.release();
+      }
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+      const error = expectError(res, 503, 'UNAVAILABLE');
+      expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+      expect(await hub.prisma.link.count({ where: { externalId: recordID } })).toBe(0);
+      expect((await busy.prisma.errorRecord.findUniqueOrThrow({ where: { errorUuid: error.errorUUID } })).httpStatus).toBe(503);
+      expect((await postUser(busy, tenant.auth, userXml(tenant, recordID, member))).status).toBe(200);
+    });
+
+    it('answers any request 503 UNAVAILABLE when the pool that authenticates it stays taken, and serves again after', async () => {
+      let free!: () => void;
+      const holding = busy.prisma.$transaction(
+        async (tx) => {
+          await tx.$queryRaw`SELECT 1`;
+          await new Promise<void>((resolve) => (free = resolve));
+        },
+        { timeout: 20_000 },
+      );
+      await vi.waitFor(() => expect(free).toBeTypeOf('function'));
+      let res: request.Response;
+      try {
+        res = await request(busy.server).get(fetchPath(tenant, 'anyone')).set('Authorization', tenant.auth);
+      } finally {
+        free();
+        await holding;
+      }
+      expectError(res, 503, 'UNAVAILABLE', { stored: false });
+      expect((await request(busy.server).get(fetchPath(tenant, 'anyone')).set('Authorization', tenant.auth)).status).toBe(404);
+    });
+  });
 });
 
 describe('UNKNOWN', () => {
@@ -245,7 +290,7 @@ describe('UNKNOWN', () => {
 
 describe('the JSON twin of the error envelope', () => {
   it('Accept: application/json gets {"error":{"reason","errorUUID","message"}}', async () => {
-    const res = await request(hub.app).get(fetchPath(tenant, 'nobody-json')).set('Authorization', tenant.auth).set('Accept', 'application/json');
+    const res = await request(hub.server).get(fetchPath(tenant, 'nobody-json')).set('Authorization', tenant.auth).set('Accept', 'application/json');
     expect(res.status).toBe(404);
     expect(res.type).toBe('application/json');
     expect(Object.keys(res.body)).toEqual(['error']);
@@ -257,7 +302,7 @@ describe('the JSON twin of the error envelope', () => {
   });
 
   it('a JSON body without an Accept header gets its error in JSON too', async () => {
-    const res = await request(hub.app).post(`${API}/user`).set('Authorization', tenant.auth).set('Content-Type', 'application/json').send('{"user": ');
+    const res = await request(hub.server).post(`${API}/user`).set('Authorization', tenant.auth).set('Content-Type', 'application/json').send('{"user": ');
     expect(res.status).toBe(400);
     expect(res.type).toBe('application/json');
     expect(res.body.error.reason).toBe('VALIDATION');
@@ -286,7 +331,7 @@ describe('looking an error up by errorUUID', () => {
   });
 
   it('GET /admin/errors/<uuid> returns what support needs, with personal data and credentials redacted', async () => {
-    const res = await request(hub.app).get(`/admin/errors/${errorUUID}`).set('Authorization', `Bearer ${hub.adminToken}`);
+    const res = await request(hub.server).get(`/admin/errors/${errorUUID}`).set('Authorization', `Bearer ${hub.adminToken}`);
     expect(res.status).toBe(200);
     expect(res.type).toBe('application/json');
     expect(res.body).toMatchObject({
@@ -317,20 +362,20 @@ describe('looking an error up by errorUUID', () => {
   });
 
   it('the admin API refuses a missing or wrong token with 401 and an unknown errorUUID with 404', async () => {
-    const none = await request(hub.app).get(`/admin/errors/${errorUUID}`);
+    const none = await request(hub.server).get(`/admin/errors/${errorUUID}`);
     expectError(none, 401, 'AUTHENTICATION');
-    const wrong = await request(hub.app).get(`/admin/errors/${errorUUID}`).set('Authorization', `Bearer ${randomBytes(24).toString('hex')}`);
+    const wrong = await request(hub.server).get(`/admin/errors/${errorUUID}`).set('Authorization', `Bearer ${randomBytes(24).toString('hex')}`);
     expectError(wrong, 401, 'AUTHENTICATION');
-    const partnerToken = await request(hub.app).get(`/admin/errors/${errorUUID}`).set('Authorization', tenant.auth);
+    const partnerToken = await request(hub.server).get(`/admin/errors/${errorUUID}`).set('Authorization', tenant.auth);
     expectError(partnerToken, 401, 'AUTHENTICATION');
-    const unknown = await request(hub.app).get(`/admin/errors/${randomUUID()}`).set('Authorization', `Bearer ${hub.adminToken}`);
+    const unknown = await request(hub.server).get(`/admin/errors/${randomUUID()}`).set('Authorization', `Bearer ${hub.adminToken}`);
     expectError(unknown, 404, 'NOT_FOUND');
-    const notAUuid = await request(hub.app).get('/admin/errors/not-a-uuid').set('Authorization', `Bearer ${hub.adminToken}`);
+    const notAUuid = await request(hub.server).get('/admin/errors/not-a-uuid').set('Authorization', `Bearer ${hub.adminToken}`);
     expectError(notAUuid, 404, 'NOT_FOUND');
   });
 
   it('GET /admin/errors?provider=<code> lists it', async () => {
-    const res = await request(hub.app).get(`/admin/errors?provider=${tenant.provider}&limit=500`).set('Authorization', `Bearer ${hub.adminToken}`);
+    const res = await request(hub.server).get(`/admin/errors?provider=${tenant.provider}&limit=500`).set('Authorization', `Bearer ${hub.adminToken}`);
     expect(res.status).toBe(200);
     const list = res.body.errors as { errorUUID: string; provider: string }[];
     expect(list.map((e) => e.errorUUID)).toContain(errorUUID);

@@ -25,7 +25,7 @@ beforeAll(async () => {
 afterAll(() => hub.close());
 
 function post(target: TestHub, path: string, contentType: string | undefined, body: string | undefined) {
-  let req = request(target.app).post(`${API}${path}`).set('Authorization', tenant.auth);
+  let req = request(target.server).post(`${API}${path}`).set('Authorization', tenant.auth);
   if (contentType) req = req.set('Content-Type', contentType);
   return body === undefined ? req : req.send(body);
 }
@@ -163,7 +163,7 @@ describe('a Content-Type that is neither XML nor JSON', () => {
 
   it('(multipart/form-data) is refused with 415 VALIDATION', async () => {
     const recordID = newRecordID();
-    const res = await request(hub.app).post(`${API}/user`).set('Authorization', tenant.auth).field('user', userXml(tenant, recordID, validUser));
+    const res = await request(hub.server).post(`${API}/user`).set('Authorization', tenant.auth).field('user', userXml(tenant, recordID, validUser));
     expect(expectError(res, 415, 'VALIDATION')).toContain('multipart/form-data');
     await expectNothingStored(recordID);
   });
@@ -336,7 +336,7 @@ describe('after all the hostile requests', () => {
     expect(saved.status, saved.text).toBe(200);
     const uuid = xml(saved.text).response.uuid as string;
     expect(uuid).toMatch(UUID);
-    const fetched = await request(hub.app)
+    const fetched = await request(hub.server)
       .get(`${API}/user?provider=${tenant.provider}&client_id=${tenant.client}&club_id=${club}&recordID=${recordID}`)
       .set('Authorization', tenant.auth);
     expect(fetched.status).toBe(200);

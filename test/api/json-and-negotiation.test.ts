@@ -25,13 +25,13 @@ const ids = (recordID: string | number) => ({ identifier: t.provider, clientID: 
 const query = (extra: Record<string, string>) => ({ provider: t.provider, client_id: t.client, club_id: t.clubs[0], ...extra });
 
 function post(path: 'user' | 'staff' | 'leadsource', body: string, contentType: string | null = 'application/json') {
-  const req = request(hub.app).post(`${API}/${path}`).set('Authorization', t.auth);
+  const req = request(hub.server).post(`${API}/${path}`).set('Authorization', t.auth);
   // superagent would label a string body as a form: unset the header to really send none.
   return contentType === null ? req.send(body).unset('Content-Type') : req.set('Content-Type', contentType).send(body);
 }
 
 function get(path: 'user' | 'staff' | 'leadsource', params: Record<string, string>, accept?: string) {
-  const req = request(hub.app).get(`${API}/${path}`).query(query(params)).set('Authorization', t.auth);
+  const req = request(hub.server).get(`${API}/${path}`).query(query(params)).set('Authorization', t.auth);
   return accept === undefined ? req : req.set('Accept', accept);
 }
 
@@ -87,7 +87,7 @@ describe('JSON is accepted and answered on the same paths with the same field na
   it('a lead source POSTed as JSON is fetched as JSON by identifier, and the club list comes as {"leadSources":[…]} with each recordID', async () => {
     const local = await turnUpTenant(hub, { clubs: 1 });
     const send = (recordID: string, leadInfo: Record<string, unknown>) =>
-      request(hub.app)
+      request(hub.server)
         .post(`${API}/leadsource`)
         .set('Authorization', local.auth)
         .type('application/json')
@@ -96,7 +96,7 @@ describe('JSON is accepted and answered on the same paths with the same field na
     expect((await send('CORP', { name: 'Corporate', active: 'false' })).status).toBe(200);
     const listParams = { provider: local.provider, client_id: local.client, club_id: local.clubs[0] };
 
-    const one = await request(hub.app).get(`${API}/leadsource`).query({ ...listParams, identifier: 'FB' }).set('Authorization', local.auth).set('Accept', 'application/json');
+    const one = await request(hub.server).get(`${API}/leadsource`).query({ ...listParams, identifier: 'FB' }).set('Authorization', local.auth).set('Accept', 'application/json');
     expect(one.status).toBe(200);
     const audit = { createdBy: local.provider, createdDate: ISO_TIMESTAMP, modifiedBy: local.provider, modifiedDate: ISO_TIMESTAMP };
     expect(json(one)).toEqual({
@@ -106,7 +106,7 @@ describe('JSON is accepted and answered on the same paths with the same field na
       },
     });
 
-    const list = await request(hub.app).get(`${API}/leadsource`).query(listParams).set('Authorization', local.auth).set('Accept', 'application/json');
+    const list = await request(hub.server).get(`${API}/leadsource`).query(listParams).set('Authorization', local.auth).set('Accept', 'application/json');
     expect(list.status).toBe(200);
     expect(json(list)).toEqual({
       leadSources: [
@@ -118,7 +118,7 @@ describe('JSON is accepted and answered on the same paths with the same field na
 
   it('an empty lead-source list is {"leadSources":[]} in JSON', async () => {
     const local = await turnUpTenant(hub, { clubs: 1 });
-    const list = await request(hub.app)
+    const list = await request(hub.server)
       .get(`${API}/leadsource`)
       .query({ provider: local.provider, client_id: local.client, club_id: local.clubs[0] })
       .set('Authorization', local.auth)

@@ -209,7 +209,7 @@ function expectSameRecord(answer: Answer, recordID: string, sent: UserInfo): voi
 }
 
 function getUser(recordID: string, accept?: string) {
-  const req = request(hub.app)
+  const req = request(hub.server)
     .get(`${API}/user`)
     .query({ provider: tenant.provider, client_id: tenant.client, club_id: tenant.clubs[0], recordID })
     .set('Authorization', tenant.auth);
@@ -225,7 +225,7 @@ describe('a saved user is answered with exactly the values it was saved with (sp
       await fc.assert(
         fc.asyncProperty(sentRecord, async ({ info, order, numericRefs }) => {
           const recordID = `x-${randomUUID()}`;
-          const saved = await request(hub.app)
+          const saved = await request(hub.server)
             .post(`${API}/user`)
             .set('Authorization', tenant.auth)
             .set('Content-Type', 'application/xml')
@@ -242,7 +242,7 @@ describe('a saved user is answered with exactly the values it was saved with (sp
           expect(asJson.userInfo).toEqual(asXml.userInfo);
 
           // Fetching by the uuid the save answered gives the same record.
-          const byUuid = await request(hub.app).get(`${API}/user`).query({ provider: tenant.provider, uuid }).set('Authorization', tenant.auth);
+          const byUuid = await request(hub.server).get(`${API}/user`).query({ provider: tenant.provider, uuid }).set('Authorization', tenant.auth);
           expect(readXmlAnswer(byUuid).userInfo).toEqual(asXml.userInfo);
         }),
         { numRuns: RUNS },
@@ -257,7 +257,7 @@ describe('a saved user is answered with exactly the values it was saved with (sp
       await fc.assert(
         fc.asyncProperty(sentRecord, async ({ info, order }) => {
           const recordID = `j-${randomUUID()}`;
-          const saved = await request(hub.app)
+          const saved = await request(hub.server)
             .post(`${API}/user`)
             .set('Authorization', tenant.auth)
             .set('Content-Type', 'application/json')

@@ -21,10 +21,10 @@ afterAll(() => hub.close());
 
 describe('the seed API guide samples (002), posted byte for byte', () => {
   it('saves the full fetch sample and returns it from GET in the same shape, with the seed query typo tolerated', async () => {
-    const saved = await request(hub.app).post(`${API}/user`).set('Authorization', seedTenant.auth).set('Content-Type', 'application/xml').send(fixture('user-fetch.xml'));
+    const saved = await request(hub.server).post(`${API}/user`).set('Authorization', seedTenant.auth).set('Content-Type', 'application/xml').send(fixture('user-fetch.xml'));
     expect(saved.status).toBe(200);
     // The seed's own URL: `?provider=PROVIDER_ID?client_id=…`
-    const res = await request(hub.app)
+    const res = await request(hub.server)
       .get(`${API}/user?provider=PROVIDER_ID?client_id=${SAMPLE_ID}&club_id=${SAMPLE_ID}&recordID=${SAMPLE_ID}`)
       .set('Authorization', seedTenant.auth);
     expect(res.status).toBe(200);
@@ -33,7 +33,7 @@ describe('the seed API guide samples (002), posted byte for byte', () => {
 
   it('saves the user sample, including its `</ providerInfo >`, and answers the seed response with the same uuid (nothing in it differs, so nothing changes)', async () => {
     const before = await hub.prisma.user.findFirstOrThrow({ where: { email: 'foo@bar.com', firstname: 'Foo', clubId: (await hub.prisma.link.findFirstOrThrow({ where: { externalId: SAMPLE_ID, entityType: 'USER' } })).clubId } });
-    const res = await request(hub.app).post(`${API}/user`).set('Authorization', seedTenant.auth).set('Content-Type', 'application/xml').send(fixture('user-save.xml'));
+    const res = await request(hub.server).post(`${API}/user`).set('Authorization', seedTenant.auth).set('Content-Type', 'application/xml').send(fixture('user-save.xml'));
     expect(res.status).toBe(200);
     expect(res.type).toBe('application/xml');
     expect(res.text).toContain(`<response xmlns="http://www.intouchfollowup.com/api/2011-11"><uuid>${before.id}</uuid></response>`);
@@ -42,7 +42,7 @@ describe('the seed API guide samples (002), posted byte for byte', () => {
   });
 
   it('saves the lead-source sample', async () => {
-    const res = await request(hub.app).post(`${API}/leadsource`).set('Authorization', seedTenant.auth).set('Content-Type', 'application/xml').send(fixture('leadsource-save.xml'));
+    const res = await request(hub.server).post(`${API}/leadsource`).set('Authorization', seedTenant.auth).set('Content-Type', 'application/xml').send(fixture('leadsource-save.xml'));
     expect(res.status).toBe(200);
     expect(xml(res.text).response.uuid).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -52,16 +52,16 @@ describe('the seed API guide samples (002), posted byte for byte', () => {
     // Save FACEBOOK and CORPORATE with the sample's own audit values.
     for (const [id, name] of [['FACEBOOK', 'Facebook'], ['CORPORATE', 'Corporate']]) {
       const body = fixture('leadsource-fetch-one.xml').replace('<recordID>FACEBOOK</recordID>', `<recordID>${id}</recordID>`).replace('<name>Facebook</name>', `<name>${name}</name>`);
-      const saved = await request(hub.app).post(`${API}/leadsource`).set('Authorization', intouch.auth).type('application/xml').send(body);
+      const saved = await request(hub.server).post(`${API}/leadsource`).set('Authorization', intouch.auth).type('application/xml').send(body);
       expect(saved.status).toBe(200);
     }
-    const single = await request(hub.app)
+    const single = await request(hub.server)
       .get(`${API}/leadsource?provider=INTOUCH&client_id=1111&club_id=11111111-1111-1111-1111-111111111111&identifier=FACEBOOK`)
       .set('Authorization', intouch.auth);
     expect(single.status).toBe(200);
     expect(xml(single.text)).toEqual({ leadSource: one });
 
-    const list = await request(hub.app)
+    const list = await request(hub.server)
       .get(`${API}/leadsource?provider=INTOUCH&client_id=1111&club_id=11111111-1111-1111-1111-111111111111`)
       .set('Authorization', intouch.auth);
     expect(list.status).toBe(200);

@@ -31,7 +31,7 @@ type Path = 'user' | 'staff';
 function save(as: Tenant, recordID: string, info: Record<string, string> = MEMBER, options: { into?: Tenant; club?: string; path?: Path; auth?: string; identifier?: string } = {}) {
   const into = options.into ?? as;
   const ids = { provider: options.identifier ?? as.provider, client: into.client, clubs: into.clubs };
-  return request(hub.app)
+  return request(hub.server)
     .post(`${API}/${options.path ?? 'user'}`)
     .set('Authorization', options.auth ?? as.auth)
     .type('application/xml')
@@ -40,14 +40,14 @@ function save(as: Tenant, recordID: string, info: Record<string, string> = MEMBE
 
 function fetchByIds(as: Tenant, recordID: string, options: { into?: Tenant; club?: string; path?: Path; auth?: string; identifier?: string } = {}) {
   const into = options.into ?? as;
-  return request(hub.app)
+  return request(hub.server)
     .get(`${API}/${options.path ?? 'user'}`)
     .query({ provider: options.identifier ?? as.provider, client_id: into.client, club_id: options.club ?? into.clubs[0], recordID })
     .set('Authorization', options.auth ?? as.auth);
 }
 
 function fetchByUuid(as: Tenant, uuid: string, path: Path = 'user') {
-  return request(hub.app).get(`${API}/${path}`).query({ provider: as.provider, uuid }).set('Authorization', as.auth);
+  return request(hub.server).get(`${API}/${path}`).query({ provider: as.provider, uuid }).set('Authorization', as.auth);
 }
 
 const uuidOf = (res: request.Response): string => {
@@ -187,7 +187,7 @@ describe('authentication and grants', () => {
       const fetched = await fetchByIds(a, recordID, { into: b, identifier: b.provider, auth });
       expect(fetched.status).toBe(403);
       expect(errorOf(fetched.text).reason).toBe('FORBIDDEN');
-      const byUuid = await request(hub.app).get(`${API}/user`).query({ provider: b.provider, uuid: randomUUID() }).set('Authorization', auth);
+      const byUuid = await request(hub.server).get(`${API}/user`).query({ provider: b.provider, uuid: randomUUID() }).set('Authorization', auth);
       expect(byUuid.status).toBe(403);
     }
     // Nothing was stored under A's credentials.

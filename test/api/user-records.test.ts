@@ -14,9 +14,9 @@ beforeAll(async () => {
 afterAll(() => hub.close());
 
 const post = (tenant: Tenant, path: string, body: string) =>
-  request(hub.app).post(`${API}/${path}`).set('Authorization', tenant.auth).type('application/xml').send(body);
+  request(hub.server).post(`${API}/${path}`).set('Authorization', tenant.auth).type('application/xml').send(body);
 const getUser = (tenant: Tenant, recordID: string, path = 'user', club = tenant.clubs[0]) =>
-  request(hub.app)
+  request(hub.server)
     .get(`${API}/${path}?provider=${tenant.provider}&client_id=${tenant.client}&club_id=${club}&recordID=${encodeURIComponent(recordID)}`)
     .set('Authorization', tenant.auth);
 const uuidOf = (text: string) => xml(text).response.uuid as string;
@@ -43,7 +43,7 @@ describe('saving users is an upsert keyed by provider, client, club and recordID
 
   it('fetches the record by uuid too, with created/modified metadata', async () => {
     const uuid = uuidOf((await post(t, 'user', userXml(t, 'r-uuid', prospect))).text);
-    const res = await request(hub.app).get(`${API}/user?provider=${t.provider}&uuid=${uuid}`).set('Authorization', t.auth);
+    const res = await request(hub.server).get(`${API}/user?provider=${t.provider}&uuid=${uuid}`).set('Authorization', t.auth);
     expect(res.status).toBe(200);
     const user = xml(res.text).user;
     expect(user.providerInfo).toEqual({ identifier: t.provider, clientID: t.client, clubID: t.clubs[0], recordID: 'r-uuid' });
@@ -54,7 +54,7 @@ describe('saving users is an upsert keyed by provider, client, club and recordID
 
   it('answers RECORD_NOT_FOUND for a uuid that is not one, as for a missing record', async () => {
     for (const uuid of ['not-a-uuid', '00000000-0000-4000-8000-000000000000']) {
-      const res = await request(hub.app).get(`${API}/user?provider=${t.provider}&uuid=${uuid}`).set('Authorization', t.auth);
+      const res = await request(hub.server).get(`${API}/user?provider=${t.provider}&uuid=${uuid}`).set('Authorization', t.auth);
       expect(res.status).toBe(404);
       expect(errorOf(res.text).reason).toBe('NOT_FOUND');
     }
@@ -229,7 +229,7 @@ describe('lead sources', () => {
     const first = await post(t, 'leadsource', leadSourceXml(t, 'TV', { name: 'Television' }));
     const second = await post(t, 'leadsource', leadSourceXml(t, 'TV', { name: 'TV ads', active: 'false' }));
     expect(uuidOf(second.text)).toBe(uuidOf(first.text));
-    const res = await request(hub.app)
+    const res = await request(hub.server)
       .get(`${API}/leadsource?provider=${t.provider}&client_id=${t.client}&club_id=${t.clubs[0]}&identifier=TV`)
       .set('Authorization', t.auth);
     expect(xml(res.text).leadSource.leadInfo).toMatchObject({ name: 'TV ads', active: 'false' });
@@ -238,13 +238,13 @@ describe('lead sources', () => {
   });
 
   it('answers 404 NOT_FOUND for an unknown identifier and an empty list for a club without lead sources', async () => {
-    const missing = await request(hub.app)
+    const missing = await request(hub.server)
       .get(`${API}/leadsource?provider=${t.provider}&client_id=${t.client}&club_id=${t.clubs[0]}&identifier=NOPE`)
       .set('Authorization', t.auth);
     expect(missing.status).toBe(404);
     expect(errorOf(missing.text).reason).toBe('NOT_FOUND');
     const other = await turnUpTenant(hub);
-    const empty = await request(hub.app)
+    const empty = await request(hub.server)
       .get(`${API}/leadsource?provider=${other.provider}&client_id=${other.client}&club_id=${other.clubs[0]}`)
       .set('Authorization', other.auth);
     expect(empty.status).toBe(200);

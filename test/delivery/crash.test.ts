@@ -5,7 +5,7 @@ import net from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FakeReferencePartner } from '../../adapters/reference/fake.ts';
-import { createApp } from '../../src/api/app.ts';
+import { appServer, createApp } from '../../src/api/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { SecretBox, generateKey } from '../../src/security/secret-box.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
@@ -64,7 +64,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
   let worker: HubProcess | undefined;
   const key = generateKey();
   const token = randomBytes(24).toString('hex');
-  let app: ReturnType<typeof createApp>;
+  let server: ReturnType<typeof appServer>;
   let env: Record<string, string>;
 
   beforeAll(async () => {
@@ -100,7 +100,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
       ],
     });
     // The API runs in this process without a worker role; the worker is a child process.
-    app = createApp({ services: createHubServices({ prisma, store: (store = RecordStore.open(dbUrl, 8)), cacheTtlMs: 5000 }), logger: createLogger('silent'), bodyLimitBytes: 65536, adminToken: undefined, isReady: async () => true });
+    server = appServer(createApp({ services: createHubServices({ prisma, store: (store = RecordStore.open(dbUrl, 8)), cacheTtlMs: 5000 }), logger: createLogger('silent'), bodyLimitBytes: 65536, adminToken: undefined, isReady: async () => true }));
     env = {
       DATABASE_URL: dbUrl,
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
@@ -125,7 +125,7 @@ describe.runIf(run)('deliveries survive crashes', () => {
     worker = await startHubProcess(env, 'worker');
     const t = { provider: 'CRASH_A', client: 'A1', clubs: ['A-club'] };
     const post = (i: number, version: number) =>
-      request(app)
+      request(server)
         .post(`${API}/user`)
         .set('Authorization', `Bearer ${token}`)
         .type('application/xml')

@@ -26,8 +26,8 @@ const createsOf = (rig: Rig, partner: string, uuid: string) =>
   rig.partners[partner].fake!.applied.filter((a) => a.op === 'createUser' && a.body.externalRef === uuid).length;
 
 const admin = (rig: Rig) => ({
-  get: (path: string) => request(rig.hub.app).get(`/admin${path}`).set('Authorization', `Bearer ${rig.hub.adminToken}`).set('Accept', 'application/json'),
-  post: (path: string) => request(rig.hub.app).post(`/admin${path}`).set('Authorization', `Bearer ${rig.hub.adminToken}`).set('Accept', 'application/json'),
+  get: (path: string) => request(rig.hub.server).get(`/admin${path}`).set('Authorization', `Bearer ${rig.hub.adminToken}`).set('Accept', 'application/json'),
+  post: (path: string) => request(rig.hub.server).post(`/admin${path}`).set('Authorization', `Bearer ${rig.hub.adminToken}`).set('Accept', 'application/json'),
 });
 
 /** The CLI against the rig's database and queue backend, with the key the rig's connections are encrypted with. */
@@ -101,7 +101,7 @@ describe('a partner answer that retrying cannot fix', () => {
     expect(unknown.text).toContain('NOT_FOUND');
     expect((await admin(r).post('/deliveries/not-a-uuid/replay')).status).toBe(404);
     // The admin API wants the admin token.
-    const anonymous = await request(r.hub.app).post(`/admin/deliveries/${deliveryId}/replay`);
+    const anonymous = await request(r.hub.server).post(`/admin/deliveries/${deliveryId}/replay`);
     expect(anonymous.status).toBe(401);
   });
 

@@ -23,7 +23,7 @@ const prospect = { firstname: 'Pete', lastname: 'Prospect', userStatus: 'ACTIVE'
 
 async function save(who: string, recordID: string, fields: Record<string, string>): Promise<string> {
   const t = rig.partners[who].tenant;
-  const res = await request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
+  const res = await request(rig.hub.server).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
   expect(res.status, res.text).toBe(200);
   return xml(res.text).response.uuid;
 }

@@ -14,7 +14,7 @@ afterAll(() => rig?.stop());
 const prospect = { firstname: 'Pete', lastname: 'Prospect', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'pete@example.com' };
 const save = (who: string, recordID: string, fields: Record<string, string>) => {
   const t = rig.partners[who].tenant;
-  return request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
+  return request(rig.hub.server).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
 };
 
 describe('a change reaches every other receiving partner of the client', () => {
@@ -37,7 +37,7 @@ describe('a change reaches every other receiving partner of the client', () => {
     expect(b.applied.filter((a) => a.op === 'createUser' && a.body.externalRef === uuid)).toHaveLength(1);
     expect(b.applied.filter((a) => a.op === 'updateUser' && a.id === delivered.id)).toHaveLength(1);
     // B now answers for the record by its own ID: the same hub record.
-    const viaB = await request(rig.hub.app)
+    const viaB = await request(rig.hub.server)
       .get(`${API}/user?provider=${rig.partners.B.tenant.provider}&client_id=B-client&club_id=B-club&recordID=${delivered.id}`)
       .set('Authorization', rig.partners.B.tenant.auth);
     expect(viaB.status).toBe(200);

@@ -118,7 +118,7 @@ const fakeOf = (who: Who): FakeReferencePartner => rig.partners[who].fake!;
 
 function post(who: Who, recordID: string, person: Person, modifiedDate: string) {
   const t = rig.partners[who].tenant;
-  return request(rig.hub.app)
+  return request(rig.hub.server)
     .post(`${API}/user`)
     .set('Authorization', t.auth)
     .type('application/xml')
@@ -127,7 +127,7 @@ function post(who: Who, recordID: string, person: Person, modifiedDate: string) 
 
 function fetchAs(who: Who, recordID: string) {
   const t = rig.partners[who].tenant;
-  return request(rig.hub.app)
+  return request(rig.hub.server)
     .get(`${API}/user?provider=${t.provider}&client_id=${t.client}&club_id=${t.clubs[0]}&recordID=${encodeURIComponent(recordID)}`)
     .set('Authorization', t.auth);
 }

@@ -48,14 +48,14 @@ const leadSourceCalls = (f: FakeReferencePartner, method?: string) => f.requests
 
 async function saveLeadSource(recordID: string, name: string): Promise<string> {
   const t = rig.partners.A.tenant;
-  const res = await request(rig.hub.app).post(`${API}/leadsource`).set('Authorization', t.auth).type('application/xml').send(leadSourceXml(t, recordID, { name }));
+  const res = await request(rig.hub.server).post(`${API}/leadsource`).set('Authorization', t.auth).type('application/xml').send(leadSourceXml(t, recordID, { name }));
   expect(res.status, res.text).toBe(200);
   return xml(res.text).response.uuid;
 }
 
 async function saveUser(recordID: string, fields: Record<string, string>, extra = ''): Promise<string> {
   const t = rig.partners.A.tenant;
-  const res = await request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields, extra));
+  const res = await request(rig.hub.server).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields, extra));
   expect(res.status, res.text).toBe(200);
   return xml(res.text).response.uuid;
 }

@@ -21,7 +21,7 @@ afterAll(async () => {
 let saved = 0;
 async function saveAtA(): Promise<void> {
   const t = rig.partners.A.tenant;
-  const res = await request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, `relay-${++saved}`, { firstname: 'Rita', lastname: 'Relay', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'rita@example.com' }));
+  const res = await request(rig.hub.server).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, `relay-${++saved}`, { firstname: 'Rita', lastname: 'Relay', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'rita@example.com' }));
   expect(res.status).toBe(200);
 }
 const unrelayed = () => rig.hub.prisma.outboxEvent.count({ where: { clientId: rig.clientId, relayedAt: null } });
@@ -68,7 +68,7 @@ describe('the outbox relay', () => {
   it.runIf(inject('databaseKind') === 'postgres')('a connection lost in the middle of a run fails the run, not the process, and the next run relays', async () => {
     const t = rig.partners.A.tenant;
     const save = (firstname: string) =>
-      request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml')
+      request(rig.hub.server).post(`${API}/user`).set('Authorization', t.auth).type('application/xml')
         .send(userXml(t, 'relay-lost', { firstname, lastname: 'Lost', userStatus: 'ACTIVE', userType: 'PROSPECT', email: 'lost@example.com' }));
     expect((await save('Lena')).status).toBe(200);
     await relay({}).drain();

@@ -22,7 +22,7 @@ const ownedBy = (ownerID: string) => `<leadInfo><ownerID>${ownerID}</ownerID></l
 function saver(rig: () => Rig) {
   const post = async (path: 'user' | 'staff', who: string, recordID: string, fields: Record<string, string>, extra = '') => {
     const t = rig().partners[who].tenant;
-    const res = await request(rig().hub.app).post(`${API}/${path}`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields, extra));
+    const res = await request(rig().hub.server).post(`${API}/${path}`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields, extra));
     expect(res.status, res.text).toBe(200);
     return xml(res.text).response.uuid as string;
   };

@@ -17,7 +17,7 @@ describe('group commit of saves', () => {
   });
   afterAll(() => hub.close());
 
-  const post = (body: string) => request(hub.app).post(`${API}/user`).set('Authorization', tenant.auth).set('Content-Type', 'application/xml').send(body);
+  const post = (body: string) => request(hub.server).post(`${API}/user`).set('Authorization', tenant.auth).set('Content-Type', 'application/xml').send(body);
 
   it('answers every one of many saves posted at once, and writes each record, version and event once', async () => {
     const distinct = Array.from({ length: 60 }, (_, i) => post(userXml(tenant, `gc-${i}`, { ...prospect, firstname: `Gina${i}` })));

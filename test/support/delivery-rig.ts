@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
 import type { Capability } from '../../adapters/contract.ts';
 import { FakeReferencePartner, type FakeOptions } from '../../adapters/reference/fake.ts';
-import { createApp } from '../../src/api/app.ts';
+import { appServer, createApp } from '../../src/api/app.ts';
 import type { DeliveryDefaults } from '../../src/config.ts';
 import { DeliveryEngine } from '../../src/delivery/delivery-engine.ts';
 import { createLogger } from '../../src/log.ts';
@@ -129,7 +129,7 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
   // The same app as createTestHub's, with saves waking the in-process relay.
   const services = createHubServices({ prisma: base.prisma, store: base.store, cacheTtlMs: 0, onChange: () => engine.wake(), requeue: (ids) => engine.relay.requeue(ids) });
   const app = createApp({ services, logger: createLogger('silent'), bodyLimitBytes: 64 * 1024, adminToken: base.adminToken, isReady: async () => true });
-  const hub: TestHub = { ...base, app, services };
+  const hub: TestHub = { ...base, server: appServer(app), services };
   return {
     hub,
     engine,
@@ -181,7 +181,7 @@ export async function settled(rig: Rig, timeoutMs = 20_000): Promise<void> {
 /** A provider of the rig saves a user; resolves with the hub UUID. */
 export async function postAs(rig: Rig, who: string, recordID: string, fields: Record<string, string>): Promise<string> {
   const t = rig.partners[who].tenant;
-  const res = await request(rig.hub.app).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
+  const res = await request(rig.hub.server).post(`${API}/user`).set('Authorization', t.auth).type('application/xml').send(userXml(t, recordID, fields));
   if (res.status !== 200) throw new Error(`save answered ${res.status}: ${res.text}`);
   return /<uuid>([^<]+)<\/uuid>/.exec(res.text)![1];
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type express from 'express';
+import type http from 'node:http';
 import { inject } from 'vitest';
-import { createApp } from '../../src/api/app.ts';
+import { appServer, createApp } from '../../src/api/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { SecretBox } from '../../src/security/secret-box.ts';
 import { createHubServices, type HubServices } from '../../src/services/hub-services.ts';
@@ -11,7 +11,8 @@ import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
 import type { TurnupFile } from '../../src/turnup/turnup-schema.ts';
 
 export interface TestHub {
-  app: express.Express;
+  /** The hub's HTTP server, built as the hub builds it (appServer); supertest listens on it per request. */
+  server: http.Server;
   prisma: PrismaClient;
   store: RecordStore;
   services: HubServices;
@@ -20,11 +21,13 @@ export interface TestHub {
   close(): Promise<void>;
 }
 
-/** The hub's HTTP app on the run's database (PostgreSQL or PGlite), caches off. */
-export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => Date; databaseUrl?: string } = {}): TestHub {
+/** The hub's HTTP server on the run's database (PostgreSQL or PGlite), caches off. */
+export function createTestHub(
+  options: { bodyLimitBytes?: number; clock?: () => Date; databaseUrl?: string; poolSize?: number; poolWaitMs?: number } = {},
+): TestHub {
   const url = options.databaseUrl ?? inject('databaseUrl');
-  const prisma = createPrisma(url, 4);
-  const store = RecordStore.open(url, 4, { oneSession: inject('databaseKind') === 'pglite' });
+  const prisma = createPrisma(url, options.poolSize ?? 4, options.poolWaitMs);
+  const store = RecordStore.open(url, options.poolSize ?? 4, { oneSession: inject('databaseKind') === 'pglite', waitMs: options.poolWaitMs });
   const services = createHubServices({ prisma, store, cacheTtlMs: 0, clock: options.clock });
   const adminToken = randomBytes(24).toString('hex');
   const app = createApp({
@@ -35,7 +38,7 @@ export function createTestHub(options: { bodyLimitBytes?: number; clock?: () => 
     isReady: async () => (await prisma.$queryRaw`SELECT 1`) !== undefined,
   });
   return {
-    app,
+    server: appServer(app),
     prisma,
     store,
     services,
