@@ -48,7 +48,7 @@ export interface EmbeddedPostgresOptions {
 }
 
 /** The database being served, on this thread or its own. */
-interface Served {
+export interface Served {
   port: number;
   /** The operating system's ID of the database's own thread. */
   tid?: number;
@@ -61,7 +61,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPo
   const pgdata = path.join(dataDir, 'pgdata');
   if (!existsSync(path.join(pgdata, 'PG_VERSION'))) await createCluster(pgdata);
   const port = options.port ?? 0;
-  const served = (options.ownThread ?? usableCores() > 1) ? await serveOnOwnThread(pgdata, port, options.onFailure) : await serveHere(pgdata, port);
+  const served = (options.ownThread ?? usableCores() > 1) ? await serveOnOwnThread(pgdata, port, { onFailure: options.onFailure }) : await serveHere(pgdata, port);
   const info: RunningFile = { pid: process.pid, port: served.port, databaseThread: served.tid };
   writeFileSync(runningFile(dataDir), JSON.stringify(info));
   return {
@@ -79,13 +79,24 @@ async function serveHere(pgdata: string, port: number): Promise<Served> {
   return servePGlite({ pgdata, port });
 }
 
-/** How long a stop waits for the database to close before its thread is ended. */
-const STOP_WAIT_MS = 10_000;
+export interface OwnThreadOptions {
+  /** See EmbeddedPostgresOptions.onFailure. */
+  onFailure?: (error: Error) => void;
+  /** How long a stop waits for the database to close before its thread is ended. */
+  stopWaitMs?: number;
+  /** The thread's script (tests give one that fails in a given way). */
+  script?: URL;
+}
 
-async function serveOnOwnThread(pgdata: string, port: number, onFailure: ((error: Error) => void) | undefined): Promise<Served> {
+/**
+ * Serves the database on a thread of its own. The thread answers
+ * `{ port, tid }` once it serves, and closes its port when told 'stop'.
+ */
+export async function serveOnOwnThread(pgdata: string, port: number, options: OwnThreadOptions = {}): Promise<Served> {
+  const { onFailure, stopWaitMs = 10_000, script = new URL('./embedded-postgres-thread.mjs', import.meta.url) } = options;
   // No options of the hub's command line: they are the process's (V8's flags apply to every thread
   // anyway), and some are not a thread's (`--input-type` fails it).
-  const thread = new Worker(new URL('./embedded-postgres-thread.mjs', import.meta.url), { workerData: { pgdata, port }, execArgv: [] });
+  const thread = new Worker(script, { workerData: { pgdata, port }, execArgv: [] });
   const ready = await new Promise<{ port: number; tid?: number }>((resolve, reject) => {
     thread.once('message', resolve);
     thread.once('error', reject);
@@ -97,6 +108,8 @@ async function serveOnOwnThread(pgdata: string, port: number, onFailure: ((error
   thread.removeAllListeners();
   let stopping = false;
   let failure: Error | undefined;
+  // Settled when the thread ends, asked or not: a stop after a failure has nothing to wait for.
+  const ended = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
   thread.on('error', (error) => (failure = error));
   thread.on('exit', (code) => {
     if (stopping) return;
@@ -112,11 +125,10 @@ async function serveOnOwnThread(pgdata: string, port: number, onFailure: ((error
     async stop() {
       if (stopping) return;
       stopping = true;
-      const exited = new Promise((resolve) => thread.once('exit', resolve));
       thread.postMessage('stop');
       // A database that cannot close (PGlite wedged) must not hold the hub's shutdown: the thread is ended.
-      const timer = setTimeout(() => void thread.terminate(), STOP_WAIT_MS);
-      await exited;
+      const timer = setTimeout(() => void thread.terminate(), stopWaitMs);
+      await ended;
       clearTimeout(timer);
     },
   };

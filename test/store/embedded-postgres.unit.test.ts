@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
+import { serveOnOwnThread, startEmbeddedPostgres } from '../../src/store/embedded-postgres.ts';
 import { usableCores } from '../../src/store/usable-cores.ts';
 
 describe('the embedded database', () => {
@@ -167,5 +167,57 @@ describe('the embedded database', () => {
     } finally {
       await embedded.stop();
     }
+  });
+});
+
+describe('the embedded database’s own thread, when it fails', () => {
+  const fake = new URL('../support/fake-database-thread.mjs', import.meta.url);
+
+  it('a thread that ends while the hub runs is reported with its exit code, once, and a stop after it returns at once', async () => {
+    const failures: Error[] = [];
+    const served = await serveOnOwnThread('dies', 5999, { script: fake, stopWaitMs: 60_000, onFailure: (error) => failures.push(error) });
+    expect(served.port).toBe(5999);
+    await vi.waitFor(() => expect(failures).toHaveLength(1));
+    expect(failures[0].message).toBe('the embedded database in dies stopped unexpectedly (exit code 3)');
+    // The hub shutting down after the failure: nothing to wait for (it used to wait for an end already past).
+    const started = performance.now();
+    await served.stop();
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(failures).toHaveLength(1);
+  });
+
+  it('a thread that throws is reported with its error', async () => {
+    const failures: Error[] = [];
+    await serveOnOwnThread('throws', 5999, { script: fake, onFailure: (error) => failures.push(error) });
+    await vi.waitFor(() => expect(failures).toHaveLength(1));
+    expect(failures[0].message).toMatch(/^the embedded database in throws stopped unexpectedly \(exit code 1: RuntimeError: unreachable \(PGlite aborted\)\)$/);
+  });
+
+  it('without a handler, a thread that ends takes the process down with the reason (a supervisor restarts the hub)', () => {
+    const script = `const { serveOnOwnThread } = await import(${JSON.stringify(pathToFileURL(path.resolve('src/store/embedded-postgres.ts')).href)});
+      await serveOnOwnThread('dies', 5999, { script: new URL(${JSON.stringify(fake.href)}) });
+      setTimeout(() => console.log('still running'), 5000);`;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status).not.toBe(0);
+    expect(run.stdout).not.toContain('still running');
+    expect(run.stderr).toContain('the embedded database in dies stopped unexpectedly (exit code 3)');
+  });
+
+  it('a stop the thread does not answer ends the thread after the wait, and is not reported as a failure', async () => {
+    const failures: Error[] = [];
+    const served = await serveOnOwnThread('wedged', 5999, { script: fake, stopWaitMs: 300, onFailure: (error) => failures.push(error) });
+    const threads = readdirSync(`/proc/${process.pid}/task`).length;
+    const started = performance.now();
+    await served.stop();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    await vi.waitFor(() => expect(readdirSync(`/proc/${process.pid}/task`).length).toBeLessThan(threads));
+    expect(failures).toEqual([]);
+  });
+
+  it('a stop the thread answers does not wait', async () => {
+    const served = await serveOnOwnThread('stops', 5999, { script: fake, stopWaitMs: 60_000 });
+    const started = performance.now();
+    await served.stop();
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 });
