@@ -2,7 +2,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { userAsStatement } from '../src/store/record-store.ts';
 import { benchEnv, type BenchEnv } from './bench-env.ts';
-import { load, loadResultOf, startIngestHub, type LoadResult } from './ingest.ts';
+import { load, loadResultOf, pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 import { cpuSeconds, cpuSpent } from './process-cpu.ts';
 
 /**
@@ -23,6 +23,12 @@ export interface SizeFigures {
    * OS) and hits; where a GET's cost goes as the tenant grows.
    */
   getCost: { hubMicros?: number; postgresMicros?: number; blocksRead: number; blocksHit: number };
+  /**
+   * GET /user at a steady GET_STEADY_RATE, evenly paced (as the ingest
+   * latency target is measured): its latency is the request's own work, not
+   * the queue a saturating load keeps in front of it.
+   */
+  getSteady: LoadResult;
   ingest: LoadResult;
   /** Sequential scans of user_record and link while the hub was under load. */
   fullScans: number;
@@ -35,6 +41,7 @@ export interface SizeFigures {
 
 const USER_PATH = '/connector/api/2011-11/user';
 const GET_CONNECTIONS = 20;
+const GET_STEADY_RATE = 1_000;
 const INGEST_CONNECTIONS = 50;
 
 export async function flatCost(options: { small: number; large: number; seconds: number; explain?: boolean }) {
@@ -47,6 +54,8 @@ export async function flatCost(options: { small: number; large: number; seconds:
     getRateRatio: large.get.requestsPerSecond / small.get.requestsPerSecond,
     getP50Ratio: large.get.p50 / small.get.p50,
     getP99Ratio: large.get.p99 / small.get.p99,
+    getSteadyP50Ratio: large.getSteady.p50 / small.getSteady.p50,
+    getSteadyP99Ratio: large.getSteady.p99 / small.getSteady.p99,
   };
 }
 
@@ -66,6 +75,7 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
     const hub = await startIngestHub(env, '0');
     let get: LoadResult;
     let getCost: SizeFigures['getCost'];
+    let getSteady: LoadResult;
     let ingest: LoadResult;
     try {
       // Five seconds of GETs first, so the measured ones are the steady state: not the hub's JIT
@@ -83,6 +93,12 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
         blocksRead: per(blocksAfter.read - blocksBefore.read)!,
         blocksHit: per(blocksAfter.hit - blocksBefore.hit)!,
       };
+      getSteady = await pacedLoad(hub.url, env.token, {
+        seconds,
+        connections: GET_CONNECTIONS,
+        rate: GET_STEADY_RATE,
+        request: () => ({ method: 'GET', path: getPath(users) }),
+      });
       ingest = await load(hub.url, env.token, { seconds, connections: INGEST_CONNECTIONS });
     } finally {
       await hub.stop();
@@ -94,6 +110,7 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
       seedSeconds,
       get,
       getCost,
+      getSteady,
       ingest,
       fullScans: (await fullScans(db)) - scansBefore,
       databaseMiB: Number(sizes[0].database),
@@ -133,6 +150,9 @@ async function seedUsers(db: pg.Client, env: BenchEnv, users: number): Promise<n
   return (performance.now() - started) / 1000;
 }
 
+/** The path of a GET /user of a random one of the N stored users, by A's recordID. */
+const getPath = (users: number) => `${USER_PATH}?provider=BENCH_A&client_id=A1&club_id=A-club&recordID=seed-${1 + Math.floor(Math.random() * users)}`;
+
 /** GET /user by a random stored recordID per request, `GET_CONNECTIONS` connections as fast as the hub answers. */
 async function getLoad(url: string, token: string, users: number, seconds: number): Promise<LoadResult> {
   const result = await autocannon({
@@ -144,7 +164,7 @@ async function getLoad(url: string, token: string, users: number, seconds: numbe
       {
         setupRequest: (request) => ({
           ...request,
-          path: `${USER_PATH}?provider=BENCH_A&client_id=A1&club_id=A-club&recordID=seed-${1 + Math.floor(Math.random() * users)}`,
+          path: getPath(users),
         }),
       },
     ],

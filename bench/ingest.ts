@@ -44,6 +44,9 @@ export async function load(url: string, token: string | undefined, options: { se
   return loadResultOf(result);
 }
 
+/** One request of a paced load (the i-th): a path under the hub's URL, and a body for a POST. */
+export type PacedRequest = (i: number) => { method: 'GET' | 'POST'; path: string; body?: string };
+
 /**
  * Records at a steady rate, evenly paced: request i is due at start + i/rate
  * whatever became of the earlier ones (open loop), over at most `connections`
@@ -53,7 +56,11 @@ export async function load(url: string, token: string | undefined, options: { se
  * quota back to back at the start of every second, so "1,000/s" arrives as
  * bursts at full speed and its percentiles are those of a saturated server.
  */
-export async function pacedLoad(url: string, token: string, options: { seconds: number; connections: number; rate: number }): Promise<LoadResult> {
+export async function pacedLoad(
+  url: string,
+  token: string,
+  options: { seconds: number; connections: number; rate: number; request?: PacedRequest },
+): Promise<LoadResult> {
   const target = new URL(`${url}/connector/api/2011-11/user`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
   const total = Math.round(options.rate * options.seconds);
@@ -61,6 +68,8 @@ export async function pacedLoad(url: string, token: string, options: { seconds: 
   const latencies = new Float64Array(total);
   const run = randomBytes(4).toString('hex');
   const body = userBody();
+  // By default a new record each time (POST), as the ingest figures want.
+  const requestOf = options.request ?? ((i: number) => ({ method: 'POST' as const, path: target.pathname, body: body.replace('[<id>]', `paced-${run}-${i}`) }));
   let sent = 0;
   let finished = 0;
   let non2xx = 0;
@@ -73,16 +82,19 @@ export async function pacedLoad(url: string, token: string, options: { seconds: 
     };
     const send = (i: number) => {
       const due = start + i * interval;
-      const payload = body.replace('[<id>]', `paced-${run}-${i}`);
+      const { method, path, body: payload = '' } = requestOf(i);
       const req = http.request(
         {
           host: target.hostname,
           port: target.port,
-          path: target.pathname,
-          method: 'POST',
+          path,
+          method,
           agent,
           timeout: 30_000,
-          headers: { 'content-type': 'application/xml', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(payload) },
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(method === 'POST' ? { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(payload) } : {}),
+          },
         },
         (res) => {
           if (res.statusCode! < 200 || res.statusCode! >= 300) non2xx += 1;
@@ -95,7 +107,7 @@ export async function pacedLoad(url: string, token: string, options: { seconds: 
         errors += 1;
         settle(i, due);
       });
-      req.end(payload);
+      req.end(method === 'POST' ? payload : undefined);
     };
     const pump = () => {
       const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
