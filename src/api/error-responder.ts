@@ -70,17 +70,20 @@ export function errorResponder(errorLog: ErrorLog, logger: Logger) {
       },
       hubError.message,
     );
-    try {
-      await errorLog.record(errorUUID, hubError, provider, {
+    const storing = errorLog
+      .record(errorUUID, hubError, provider, {
         method: req.method,
         route: req.path,
         query: req.query as Record<string, unknown>,
         headers: req.headers,
         body: typeof req.body === 'string' ? req.body : undefined,
-      });
-    } catch (storeError) {
-      logger.error({ errorUUID, err: storeError }, 'could not store the error record');
-    }
+      })
+      .catch((storeError: unknown) => logger.error({ errorUUID, err: storeError }, 'could not store the error record'));
+    // Stored before the answer, so support finds it as soon as the partner has it; but not when the
+    // database could not be reached: the record would wait for the pool (or the server) that just
+    // made the request wait, and the partner would wait twice. It is stored once the database takes
+    // it, and the log line above carries the same errorUUID meanwhile.
+    if (!isUnavailable(error as Parameters<typeof isUnavailable>[0])) await storing;
     if (res.headersSent) return;
     const format = res.locals.responseFormat ?? responseFormat(req);
     res.status(hubError.status).set(hubError.headers).type(CONTENT_TYPES[format as 'xml' | 'json']);

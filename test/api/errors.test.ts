@@ -220,11 +220,11 @@ describe('UNAVAILABLE', () => {
   });
 
   describe('a hub whose pool stays taken longer than the wait for a connection', () => {
-    // One connection per pool, and a wait of 300 ms instead of POOL_WAIT_MS.
-    const busy = createTestHub({ poolSize: 1, poolWaitMs: 300 });
+    // One connection per pool, and a wait of 1 s instead of POOL_WAIT_MS (10 s).
+    const busy = createTestHub({ poolSize: 1, poolWaitMs: 1_000 });
     afterAll(() => busy.close());
 
-    it('answers a save 503 UNAVAILABLE (stored, for support) instead of holding the request, and saves again once a connection is free', async () => {
+    it('answers a save 503 UNAVAILABLE after the wait instead of holding the request, and saves again once a connection is free', async () => {
       const held = await busy.store.pool.connect();
       const recordID = `busy-${randomUUID()}`;
       let res: request.Response;
@@ -234,32 +234,46 @@ describe('UNAVAILABLE', () => {
       } finally {
         held.release();
       }
-      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
-      const error = expectError(res, 503, 'UNAVAILABLE');
+      const waited = performance.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(990);
+      expect(waited).toBeLessThan(5_000);
+      const error = expectError(res, 503, 'UNAVAILABLE', { stored: false });
       expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
       expect(await hub.prisma.link.count({ where: { externalId: recordID } })).toBe(0);
-      expect((await busy.prisma.errorRecord.findUniqueOrThrow({ where: { errorUuid: error.errorUUID } })).httpStatus).toBe(503);
+      // The error's record is stored without holding the answer (the API's pool was free here).
+      await vi.waitFor(async () => expect((await hub.prisma.errorRecord.findUnique({ where: { errorUuid: error.errorUUID } }))?.httpStatus).toBe(503), { timeout: 10_000 });
       expect((await postUser(busy, tenant.auth, userXml(tenant, recordID, member))).status).toBe(200);
     });
 
-    it('answers any request 503 UNAVAILABLE when the pool that authenticates it stays taken, and serves again after', async () => {
+    it('answers any request 503 UNAVAILABLE after one wait when the pool that authenticates it stays taken, stores the error once it can, and serves again', async () => {
+      let began!: () => void;
+      const inside = new Promise<void>((resolve) => (began = resolve));
       let free!: () => void;
+      const released = new Promise<void>((resolve) => (free = resolve));
       const holding = busy.prisma.$transaction(
         async (tx) => {
           await tx.$queryRaw`SELECT 1`;
-          await new Promise<void>((resolve) => (free = resolve));
+          began();
+          await released;
         },
-        { timeout: 20_000 },
+        { timeout: 30_000 },
       );
-      await vi.waitFor(() => expect(free).toBeTypeOf('function'));
+      // A transaction that fails to start fails the test here, with its reason.
+      await Promise.race([inside, holding]);
       let res: request.Response;
+      const started = performance.now();
       try {
         res = await request(busy.server).get(fetchPath(tenant, 'anyone')).set('Authorization', tenant.auth);
       } finally {
         free();
         await holding;
       }
-      expectError(res, 503, 'UNAVAILABLE', { stored: false });
+      // One wait for authentication; the error's record waits on its own, not in front of the answer.
+      const waited = performance.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(990);
+      expect(waited).toBeLessThan(1_900);
+      const error = expectError(res, 503, 'UNAVAILABLE', { stored: false });
+      await vi.waitFor(async () => expect((await hub.prisma.errorRecord.findUnique({ where: { errorUuid: error.errorUUID } }))?.httpStatus).toBe(503), { timeout: 10_000 });
       expect((await request(busy.server).get(fetchPath(tenant, 'anyone')).set('Authorization', tenant.auth)).status).toBe(404);
     });
   });

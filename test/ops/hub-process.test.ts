@@ -167,7 +167,7 @@ describe('the hub as a process', () => {
     await Promise.all(clients);
     expect(statuses.filter((s) => s !== 200 && s !== 503 && s !== 'not accepted')).toEqual([]);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
-    expect(await hub.exited).toBe(0);
+    expect(await hub.exited, hub.logs.slice(-20).join('\n')).toBe(0);
   }, 120_000);
 
   // PostgreSQL only: the embedded PGlite has no autovacuum to ask about.

@@ -206,11 +206,12 @@ describe('the embedded database’s own thread, when it fails', () => {
   it('a stop the thread does not answer ends the thread after the wait, and is not reported as a failure', async () => {
     const failures: Error[] = [];
     const served = await serveOnOwnThread('wedged', 5999, { script: fake, stopWaitMs: 300, onFailure: (error) => failures.push(error) });
-    const threads = readdirSync(`/proc/${process.pid}/task`).length;
     const started = performance.now();
+    // stop() returns once the thread has ended ('exit'): the wedged one only when it is terminated.
     await served.stop();
-    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
-    await vi.waitFor(() => expect(readdirSync(`/proc/${process.pid}/task`).length).toBeLessThan(threads));
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(290);
+    expect(waited).toBeLessThan(10_000);
     expect(failures).toEqual([]);
   });
 
