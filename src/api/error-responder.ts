@@ -33,7 +33,9 @@ export function toHubError(error: unknown): HubError {
   return new HubError('UNKNOWN', 'Something unexpected went wrong; support can look it up by errorUUID', { detail, cause: error });
 }
 
-function isUnavailable(e: { name?: string; code?: string; message?: string; cause?: unknown } | undefined): boolean {
+/** Whether `error` (or an error it was caused by) says the database could not be reached. */
+function isUnavailable(error: unknown): boolean {
+  const e = error as { name?: string; code?: string; message?: string; cause?: unknown } | undefined;
   if (!e) return false;
   if (e.name === 'PrismaClientInitializationError') return true;
   // P1001 can't reach server, P1017 server closed connection, P2024 pool timeout, P2028 transaction could not start.
@@ -41,7 +43,7 @@ function isUnavailable(e: { name?: string; code?: string; message?: string; caus
   // SQLSTATE class 08: connection exceptions.
   if (/^08[0-9A-Z]{3}$/.test(e.code ?? '')) return true;
   if (/ECONNREFUSED|ECONNRESET|Connection terminated|connection is closed|Can't reach database|Timed out fetching a new connection|timeout exceeded when trying to connect/i.test(e.message ?? '')) return true;
-  return e.cause ? isUnavailable(e.cause as typeof e) : false;
+  return e.cause ? isUnavailable(e.cause) : false;
 }
 
 /**
@@ -83,7 +85,7 @@ export function errorResponder(errorLog: ErrorLog, logger: Logger) {
     // database could not be reached: the record would wait for the pool (or the server) that just
     // made the request wait, and the partner would wait twice. It is stored once the database takes
     // it, and the log line above carries the same errorUUID meanwhile.
-    if (!isUnavailable(error as Parameters<typeof isUnavailable>[0])) await storing;
+    if (!isUnavailable(error)) await storing;
     if (res.headersSent) return;
     const format = res.locals.responseFormat ?? responseFormat(req);
     res.status(hubError.status).set(hubError.headers).type(CONTENT_TYPES[format as 'xml' | 'json']);
