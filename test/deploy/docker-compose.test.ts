@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -185,5 +186,16 @@ describe('Dockerfile', () => {
     }
     expect(instructions.some((i) => i.keyword === 'RUN' && /npm prune --omit=dev/.test(i.args))).toBe(true);
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'src/store/generated']));
+  });
+
+  it('builds from a lockfile that npm ci accepts (the image and CI install with it)', () => {
+    // npm ci refuses a lockfile that lacks an entry package.json's tree needs,
+    // other platforms' optional builds included; the dry run checks that offline.
+    const run = spawnSync('npm', ['ci', '--dry-run', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(run.status, run.stderr.split('\n').filter((line) => /npm error/.test(line)).slice(0, 8).join('\n')).toBe(0);
   });
 });
