@@ -1,5 +1,6 @@
 import { Queue, Worker, withBackend, createPostgresBackend, type QueueOptions, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { POOL_WAIT_MS } from '../store/sql-sessions.ts';
 
 /**
  * BullMQ on one of its two backends, chosen by configuration: Redis when
@@ -44,10 +45,22 @@ export const QUEUE_SESSION_NAME = 'connector-queues';
  * holds a per-queue lock until its commit (every delivery worker has a
  * limiter), so not waiting there takes ~25% more deliveries per second.
  * The sessions are named (QUEUE_SESSION_NAME), so an operator can tell
- * them from the hub's own in pg_stat_activity.
+ * them from the hub's own in pg_stat_activity. A queue call waits for one of
+ * the pool's connections at most `waitMs` (POOL_WAIT_MS, as the hub's own
+ * pools) and then fails: a relay run's queue add is made again by the
+ * reconciler (its deliveries are committed), a worker's fetch by BullMQ's
+ * loop. BullMQ's waiting for jobs (LISTEN) has a connection of its
+ * own, outside the pool.
  */
-export function postgresQueueConnection(databaseUrl: string) {
-  return { connectionString: databaseUrl, migrate: true, max: 3, application_name: QUEUE_SESSION_NAME, options: '-c synchronous_commit=off' };
+export function postgresQueueConnection(databaseUrl: string, waitMs = POOL_WAIT_MS) {
+  return {
+    connectionString: databaseUrl,
+    migrate: true,
+    max: 3,
+    connectionTimeoutMillis: waitMs,
+    application_name: QUEUE_SESSION_NAME,
+    options: '-c synchronous_commit=off',
+  };
 }
 
 /**
@@ -55,7 +68,7 @@ export function postgresQueueConnection(databaseUrl: string) {
  * LISTEN/NOTIFY wake-ups to other connections, so idle workers poll
  * (every 250 ms) instead of blocking for BullMQ's default 5 s.
  */
-export async function createQueueBackend(options: { redisUrl?: string; databaseUrl: string; embedded?: boolean }): Promise<QueueBackend> {
+export async function createQueueBackend(options: { redisUrl?: string; databaseUrl: string; embedded?: boolean; poolWaitMs?: number }): Promise<QueueBackend> {
   if (options.redisUrl) {
     await assertNoEviction(options.redisUrl);
     const url = options.redisUrl;
@@ -77,7 +90,7 @@ export async function createQueueBackend(options: { redisUrl?: string; databaseU
     };
   }
   const postgres = withBackend(createPostgresBackend);
-  const connection = postgresQueueConnection(options.databaseUrl);
+  const connection = postgresQueueConnection(options.databaseUrl, options.poolWaitMs);
   return {
     kind: 'postgres',
     createQueue: (name) => new postgres.Queue(name, { connection }) as unknown as Queue,

@@ -113,4 +113,48 @@ describe.runIf(inject('databaseKind') === 'postgres')('the PostgreSQL queue back
       await database.drop();
     }
   });
+
+  it("fails a queue call that cannot get one of the pool's connections within the wait, and serves again once one is free", async () => {
+    const database = await freshDatabase(inject('databaseUrl'), 'connector_queue', { migrate: false });
+    const backend = await createQueueBackend({ databaseUrl: database.url, poolWaitMs: 500 });
+    const queue = backend.createQueue('deliver-test');
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    const add = (deliveryId: string) => queue.add('USER', { deliveryId }, { jobId: deliveryId });
+    try {
+      await add('before'); // the backend's schema is in place
+      // Three adds take every connection of the queue's pool (3) and wait, in the database,
+      // behind the job table's lock; a fourth waits for a connection.
+      await holder.query('BEGIN; LOCK TABLE bullmq.job IN ACCESS EXCLUSIVE MODE');
+      const held = ['held-1', 'held-2', 'held-3'].map(add);
+      await eventually(async () => {
+        const { rows } = await holder.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+          [QUEUE_SESSION_NAME],
+        );
+        return rows[0].n >= 1;
+      }, 5_000);
+      const started = performance.now();
+      const fourth = await Promise.race([
+        add('fourth').then(() => 'added', (error: Error) => error.message),
+        new Promise((resolve) => setTimeout(resolve, 3_000, 'still waiting after 3 s')),
+      ]);
+      const waited = performance.now() - started;
+      expect(fourth).toMatch(/timeout/i);
+      expect(waited).toBeGreaterThanOrEqual(450);
+      expect(waited).toBeLessThan(2_500);
+      await holder.query('COMMIT');
+      await Promise.all(held);
+      await add('after');
+      const { rows } = await holder.query<{ id: string }>('SELECT id FROM bullmq.job ORDER BY id');
+      expect(rows.map((r) => r.id)).toEqual(expect.arrayContaining(['before', 'held-1', 'held-2', 'held-3', 'after']));
+      expect(rows.map((r) => r.id)).not.toContain('fourth');
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+      await queue.close();
+      await backend.close();
+      await database.drop();
+    }
+  });
 });
