@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { userAsStatement } from '../src/store/record-store.ts';
-import { benchEnv, type BenchEnv } from './bench-env.ts';
+import { benchEnv, checkpoint, type BenchEnv } from './bench-env.ts';
 import { load, loadResultOf, pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 import { cpuSeconds, cpuSpent } from './process-cpu.ts';
 
@@ -65,6 +65,7 @@ async function measureAt(users: number, seconds: number, explain: boolean): Prom
   await db.connect();
   try {
     const seedSeconds = await seedUsers(db, env, users);
+    await checkpoint((sql) => db.query(sql));
     const { rows: sizes } = await db.query<{ database: string; buffers: string }>(
       `SELECT pg_database_size(current_database()) / 1048576 AS database,
               (SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers') AS buffers`,
