@@ -9,13 +9,21 @@ import { cpuSeconds, cpuSpent } from './process-cpu.ts';
  * Cost stays flat as data grows: the hub's API on a database already
  * holding N users of the tenant, measured for GET /user latency (random
  * stored records) and for ingest throughput (new records), at a small and a
- * large N, each in a fresh database. What grows with the tenant must be
- * reached through indexes: the run also counts the sequential scans of the
- * growing tables while the hub is under load.
+ * large N, each in a database of its own. Both are seeded first, then
+ * measured in alternating rounds (small, large, small, large, ...) and each
+ * figure is the median of its rounds: this host's speed drifts by tens of
+ * percent over minutes, and a ratio of two figures taken minutes apart
+ * measured the drift as much as the data's size. Every GET round comes
+ * before the first ingest round, so GETs read tables of exactly N users.
+ * What grows with the tenant must be reached through indexes: the run also
+ * counts the sequential scans of the growing tables while the hub is under
+ * load.
  */
 export interface SizeFigures {
   users: number;
   seedSeconds: number;
+  /** Rounds measured; the load figures below are medians over them. */
+  rounds: number;
   get: LoadResult;
   /**
    * Per measured GET: CPU time (µs) of the hub and of PostgreSQL, and the
@@ -44,84 +52,173 @@ const GET_CONNECTIONS = 20;
 const GET_STEADY_RATE = 1_000;
 const INGEST_CONNECTIONS = 50;
 
-export async function flatCost(options: { small: number; large: number; seconds: number; explain?: boolean }) {
-  const small = await measureAt(options.small, options.seconds, false);
-  const large = await measureAt(options.large, options.seconds, options.explain ?? false);
-  return {
-    small,
-    large,
-    ingestRatio: large.ingest.requestsPerSecond / small.ingest.requestsPerSecond,
-    getRateRatio: large.get.requestsPerSecond / small.get.requestsPerSecond,
-    getP50Ratio: large.get.p50 / small.get.p50,
-    getP99Ratio: large.get.p99 / small.get.p99,
-    getSteadyP50Ratio: large.getSteady.p50 / small.getSteady.p50,
-    getSteadyP99Ratio: large.getSteady.p99 / small.getSteady.p99,
-  };
+export async function flatCost(options: { small: number; large: number; seconds: number; rounds?: number; explain?: boolean }) {
+  const rounds = options.rounds ?? 3;
+  const sizes: Size[] = [];
+  try {
+    sizes.push(await seeded(options.small, false));
+    sizes.push(await seeded(options.large, options.explain ?? false));
+    // One checkpoint for both (it is server-wide): the measurements start on data at rest.
+    await checkpoint((sql) => sizes[0].db.query(sql));
+    for (let round = 0; round < rounds; round++) for (const size of sizes) size.gets.push(await measureGets(size, options.seconds));
+    for (let round = 0; round < rounds; round++) for (const size of sizes) size.ingests.push(await measureIngest(size, options.seconds));
+    const [small, large] = await Promise.all(sizes.map(figuresOf));
+    return {
+      small,
+      large,
+      ingestRatio: large.ingest.requestsPerSecond / small.ingest.requestsPerSecond,
+      getRateRatio: large.get.requestsPerSecond / small.get.requestsPerSecond,
+      getP50Ratio: large.get.p50 / small.get.p50,
+      getP99Ratio: large.get.p99 / small.get.p99,
+      getSteadyP50Ratio: large.getSteady.p50 / small.getSteady.p50,
+      getSteadyP99Ratio: large.getSteady.p99 / small.getSteady.p99,
+    };
+  } finally {
+    for (const size of sizes) {
+      await size.db.end();
+      await size.env.close();
+    }
+  }
 }
 
-async function measureAt(users: number, seconds: number, explain: boolean): Promise<SizeFigures> {
+/** One size's database, seeded, and what its rounds measured so far. */
+interface Size {
+  users: number;
+  env: BenchEnv;
+  db: pg.Client;
+  seedSeconds: number;
+  databaseMiB: number;
+  sharedBuffersMiB: number;
+  plans?: { query: string; plan: string }[];
+  scansBefore: number;
+  /** The bench's own connections (this client, the env's Prisma pool), not the hub's. */
+  ownBackends: number[];
+  gets: { get: LoadResult; getCost: SizeFigures['getCost']; getSteady: LoadResult }[];
+  ingests: LoadResult[];
+}
+
+async function seeded(users: number, explain: boolean): Promise<Size> {
   const env = await benchEnv('postgres');
   const db = new pg.Client({ connectionString: env.databaseUrl });
-  await db.connect();
   try {
+    await db.connect();
     const seedSeconds = await seedUsers(db, env, users);
-    await checkpoint((sql) => db.query(sql));
     const { rows: sizes } = await db.query<{ database: string; buffers: string }>(
       `SELECT pg_database_size(current_database()) / 1048576 AS database,
               (SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers') AS buffers`,
     );
-    const plans = explain ? await explainReads(db, env, users) : undefined;
-    const scansBefore = await fullScans(db);
-    const ownBackends = await clientBackends(db);
-    const hub = await startIngestHub(env, '0');
-    let get: LoadResult;
-    let getCost: SizeFigures['getCost'];
-    let getSteady: LoadResult;
-    let ingest: LoadResult;
-    try {
-      // Five seconds of GETs first, so the measured ones are the steady state: not the hub's JIT
-      // warm-up, nor PostgreSQL's first reads of the seeded pages into its buffers.
-      await getLoad(hub.url, env.token, users, 5);
-      // GETs before the ingest: they then read a table of exactly N users.
-      const parts = { hub: { tree: hub.child.pid! }, postgres: { program: 'postgres' } };
-      const [cpuBefore, blocksBefore] = [cpuSeconds(parts), await blockCounts(db)];
-      get = await getLoad(hub.url, env.token, users, seconds);
-      const [spent, blocksAfter] = [cpuSpent(cpuBefore, cpuSeconds(parts)), await blockCounts(db)];
-      const per = (value: number | undefined, scale = 1) => (value === undefined ? undefined : (value * scale) / get.requests);
-      getCost = {
-        hubMicros: per(spent.hub, 1e6),
-        postgresMicros: per(spent.postgres, 1e6),
-        blocksRead: per(blocksAfter.read - blocksBefore.read)!,
-        blocksHit: per(blocksAfter.hit - blocksBefore.hit)!,
-      };
-      getSteady = await pacedLoad(hub.url, env.token, {
-        seconds,
-        connections: GET_CONNECTIONS,
-        rate: GET_STEADY_RATE,
-        request: () => ({ method: 'GET', path: getPath(users) }),
-      });
-      ingest = await load(hub.url, env.token, { seconds, connections: INGEST_CONNECTIONS });
-    } finally {
-      await hub.stop();
-    }
-    // Backends publish their table statistics when they exit.
-    await hubBackendsGone(db, ownBackends);
     return {
       users,
+      env,
+      db,
       seedSeconds,
-      get,
-      getCost,
-      getSteady,
-      ingest,
-      fullScans: (await fullScans(db)) - scansBefore,
       databaseMiB: Number(sizes[0].database),
       sharedBuffersMiB: Number(sizes[0].buffers),
-      plans,
+      plans: explain ? await explainReads(db, env, users) : undefined,
+      scansBefore: await fullScans(db),
+      ownBackends: await clientBackends(db),
+      gets: [],
+      ingests: [],
     };
-  } finally {
-    await db.end();
+  } catch (error) {
+    await db.end().catch(() => undefined);
     await env.close();
+    throw error;
   }
+}
+
+/** A hub on the size's database for one round's load; its backends are gone when this returns. */
+async function withHub<T>(size: Size, measure: (hub: Awaited<ReturnType<typeof startIngestHub>>) => Promise<T>): Promise<T> {
+  const hub = await startIngestHub(size.env, '0');
+  try {
+    return await measure(hub);
+  } finally {
+    await hub.stop();
+    // Backends publish their table statistics when they exit.
+    await hubBackendsGone(size.db, size.ownBackends);
+  }
+}
+
+/** One round of GETs: as fast as the hub answers (with their cost), then at a steady rate. */
+function measureGets(size: Size, seconds: number): Promise<Size['gets'][number]> {
+  const { env, db, users } = size;
+  return withHub(size, async (hub) => {
+    // Five seconds of GETs first, so the measured ones are the steady state: not the hub's JIT
+    // warm-up, nor PostgreSQL's first reads of the seeded pages into its buffers.
+    await getLoad(hub.url, env.token, users, 5);
+    const parts = { hub: { tree: hub.child.pid! }, postgres: { program: 'postgres' } };
+    const [cpuBefore, blocksBefore] = [cpuSeconds(parts), await blockCounts(db)];
+    const get = await getLoad(hub.url, env.token, users, seconds);
+    const [spent, blocksAfter] = [cpuSpent(cpuBefore, cpuSeconds(parts)), await blockCounts(db)];
+    const per = (value: number | undefined, scale = 1) => (value === undefined ? undefined : (value * scale) / get.requests);
+    const getCost = {
+      hubMicros: per(spent.hub, 1e6),
+      postgresMicros: per(spent.postgres, 1e6),
+      blocksRead: per(blocksAfter.read - blocksBefore.read)!,
+      blocksHit: per(blocksAfter.hit - blocksBefore.hit)!,
+    };
+    const getSteady = await pacedLoad(hub.url, env.token, {
+      seconds,
+      connections: GET_CONNECTIONS,
+      rate: GET_STEADY_RATE,
+      request: () => ({ method: 'GET', path: getPath(users) }),
+    });
+    return { get, getCost, getSteady };
+  });
+}
+
+/** One round of ingest (new records, after a short warm-up of the same). */
+function measureIngest(size: Size, seconds: number): Promise<LoadResult> {
+  return withHub(size, async (hub) => {
+    await load(hub.url, size.env.token, { seconds: Math.min(3, seconds), connections: INGEST_CONNECTIONS });
+    return load(hub.url, size.env.token, { seconds, connections: INGEST_CONNECTIONS });
+  });
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Load figures over rounds: medians of the rates and latencies, sums of the counts. */
+function medianLoad(loads: LoadResult[]): LoadResult {
+  const failures: NonNullable<LoadResult['failures']> = {};
+  for (const [what, seen] of loads.flatMap((l) => Object.entries(l.failures ?? {}))) {
+    const before = failures[what];
+    failures[what] = before ? { count: before.count + seen.count, firstAt: Math.min(before.firstAt, seen.firstAt), lastAt: Math.max(before.lastAt, seen.lastAt) } : seen;
+  }
+  return {
+    requestsPerSecond: median(loads.map((l) => l.requestsPerSecond)),
+    requests: loads.reduce((n, l) => n + l.requests, 0),
+    p50: median(loads.map((l) => l.p50)),
+    p99: median(loads.map((l) => l.p99)),
+    non2xx: loads.reduce((n, l) => n + l.non2xx, 0),
+    errors: loads.reduce((n, l) => n + l.errors, 0),
+    failures,
+  };
+}
+
+async function figuresOf(size: Size): Promise<SizeFigures> {
+  const costs = size.gets.map((g) => g.getCost);
+  const medianOf = (pick: (c: SizeFigures['getCost']) => number | undefined) => {
+    const values = costs.map(pick).filter((v): v is number => v !== undefined);
+    return values.length ? median(values) : undefined;
+  };
+  return {
+    users: size.users,
+    seedSeconds: size.seedSeconds,
+    rounds: size.gets.length,
+    get: medianLoad(size.gets.map((g) => g.get)),
+    getCost: {
+      hubMicros: medianOf((c) => c.hubMicros),
+      postgresMicros: medianOf((c) => c.postgresMicros),
+      blocksRead: medianOf((c) => c.blocksRead)!,
+      blocksHit: medianOf((c) => c.blocksHit)!,
+    },
+    getSteady: medianLoad(size.gets.map((g) => g.getSteady)),
+    ingest: medianLoad(size.ingests),
+    fullScans: (await fullScans(size.db)) - size.scansBefore,
+    databaseMiB: size.databaseMiB,
+    sharedBuffersMiB: size.sharedBuffersMiB,
+    plans: size.plans,
+  };
 }
 
 /**
@@ -229,8 +326,8 @@ async function hubBackendsGone(db: pg.Client, own: number[]): Promise<void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [small = '10000', large = '1000000', seconds = '15'] = process.argv.slice(2);
-  const result = await flatCost({ small: Number(small), large: Number(large), seconds: Number(seconds), explain: true });
+  const [small = '10000', large = '1000000', seconds = '15', rounds = '3'] = process.argv.slice(2);
+  const result = await flatCost({ small: Number(small), large: Number(large), seconds: Number(seconds), rounds: Number(rounds), explain: true });
   for (const { query, plan } of result.large.plans!) {
     console.log(`-- ${query} (${result.large.users.toLocaleString('en')} users)\n${plan}\n`);
     if (plan.includes('Seq Scan')) console.log(`!! ${query}: sequential scan\n`);

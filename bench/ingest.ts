@@ -28,6 +28,12 @@ export interface LoadResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /**
+   * What failed, by answer status or socket error, with the seconds into
+   * the run of the first and last (evenly paced loads only): a failure the
+   * summary counts should say what it was.
+   */
+  failures?: Record<string, { count: number; firstAt: number; lastAt: number }>;
 }
 
 export async function load(url: string, token: string | undefined, options: { seconds: number; connections: number; rate?: number }): Promise<LoadResult> {
@@ -74,6 +80,13 @@ export async function pacedLoad(
   let finished = 0;
   let non2xx = 0;
   let errors = 0;
+  const failures: NonNullable<LoadResult['failures']> = {};
+  const failed = (what: string) => {
+    const at = Math.round((performance.now() - start) / 100) / 10;
+    const seen = (failures[what] ??= { count: 0, firstAt: at, lastAt: at });
+    seen.count += 1;
+    seen.lastAt = at;
+  };
   const start = performance.now();
   await new Promise<void>((resolve) => {
     const settle = (i: number, due: number) => {
@@ -97,14 +110,18 @@ export async function pacedLoad(
           },
         },
         (res) => {
-          if (res.statusCode! < 200 || res.statusCode! >= 300) non2xx += 1;
+          if (res.statusCode! < 200 || res.statusCode! >= 300) {
+            non2xx += 1;
+            failed(`HTTP ${res.statusCode}`);
+          }
           res.resume();
           res.once('end', () => settle(i, due));
         },
       );
       req.once('timeout', () => req.destroy(new Error('timed out')));
-      req.once('error', () => {
+      req.once('error', (error: NodeJS.ErrnoException) => {
         errors += 1;
+        failed(error.code ?? error.message);
         settle(i, due);
       });
       req.end(method === 'POST' ? payload : undefined);
@@ -120,7 +137,7 @@ export async function pacedLoad(
   agent.destroy();
   latencies.sort();
   const percentile = (p: number) => latencies[Math.min(total - 1, Math.floor(p * total))];
-  return { requestsPerSecond: total / seconds, requests: total, p50: percentile(0.5), p99: percentile(0.99), non2xx, errors };
+  return { requestsPerSecond: total / seconds, requests: total, p50: percentile(0.5), p99: percentile(0.99), non2xx, errors, failures };
 }
 
 /** The figures of an autocannon run that the benchmarks report. */

@@ -36,6 +36,19 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
   console.log(`${figure}: ${value.toFixed(Math.max(2, digits))} ${unit}${target ? ` (target ${target.text}: ${pass ? 'pass' : 'FAIL'})` : ''}`);
 };
 
+/** A row saying what failed in evenly paced loads (answer status or socket error, when), if anything did. */
+const recordFailures = (figure: string, loads: LoadResult[]) => {
+  const merged = new Map<string, { count: number; firstAt: number; lastAt: number }>();
+  for (const [what, seen] of loads.flatMap((l) => Object.entries(l.failures ?? {}))) {
+    const before = merged.get(what);
+    merged.set(what, before ? { count: before.count + seen.count, firstAt: Math.min(before.firstAt, seen.firstAt), lastAt: Math.max(before.lastAt, seen.lastAt) } : seen);
+  }
+  if (merged.size === 0) return;
+  const value = [...merged].map(([what, seen]) => `${what} × ${seen.count} (${seen.firstAt}–${seen.lastAt} s into the load)`).join('; ');
+  rows.push({ figure, value, target: '—', pass: undefined });
+  console.log(`${figure}: ${value}`);
+};
+
 /**
  * 1,000 records/s, evenly paced: the figures of 20 s (3 s quick) that follow
  * `leadIn` seconds at the same rate, not counted, so they are the steady
@@ -108,6 +121,7 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
     record('CPU time taken by the hypervisor (steal) during the ingest rounds, share of the machine', (stolen / total) * 100, '%');
   }
   record('ingest errors (non-2xx + socket)', [...ingest, steady].reduce((n, r) => n + r.non2xx + r.errors, 0), 'requests', { op: '<=', limit: 0, text: '0' });
+  recordFailures('ingest at a steady 1,000 records/s: what failed', [steady]);
   record('ingest p99 under full load (50 connections, no pause), median round', median(ingest.map((r) => r.p99)), 'ms');
   record(`ingest p50 at a steady 1,000 records/s (${steadyOf})`, steady.p50, 'ms');
   record(`ingest p99 at a steady 1,000 records/s (${steadyOf})`, steady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
@@ -130,6 +144,7 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   record(`ingest, durable POST /user (embedded PGlite), requests/s after a ${warmUp} s warm-up`, embeddedIngest.requestsPerSecond, 'req/s');
   record('embedded ingest / baseline', embeddedIngest.requestsPerSecond / baseRate, 'ratio', { op: '>=', limit: 0.7, text: '≥ 0.70' });
   record('embedded ingest errors (non-2xx + socket)', embeddedIngest.non2xx + embeddedIngest.errors + oneCoreIngest.non2xx + oneCoreIngest.errors, 'requests', { op: '<=', limit: 0, text: '0' });
+  recordFailures('embedded ingest at a steady 1,000 records/s: what failed', [embeddedSteady]);
   record(`embedded p99 at a steady 1,000 records/s offered (${steadyOf})`, embeddedSteady.p99, 'ms', { op: '<=', limit: 50, text: '< 50 ms' });
   record('embedded hub RSS during ingest (PGlite inside)', embeddedRss, 'MiB', { op: '<=', limit: 300, text: '< 300 MiB' });
   record('embedded ingest on one core (whole process pinned, PGlite on the hub’s thread) / baseline', oneCoreIngest.requestsPerSecond / baseRate, 'ratio');
@@ -147,6 +162,7 @@ async function steadyLoad(url: string, token: string): Promise<LoadResult> {
   record(`soak (${span}): p50`, result.load.p50, 'ms');
   record(`soak (${span}): p99`, result.load.p99, 'ms');
   record(`soak (${span}): errors (non-2xx + socket)`, result.load.non2xx + result.load.errors, 'requests', { op: '<=', limit: 0, text: '0' });
+  recordFailures(`soak (${span}): what failed`, [result.load]);
 }
 
 /**
@@ -187,12 +203,14 @@ function deliveryCpu(queues: string, micros: Record<string, number | undefined>)
   }
 }
 
-// Cost stays flat as data grows: ingest and GET with a small and a large number of stored users, each in a fresh database.
+// Cost stays flat as data grows: ingest and GET with a small and a large number of stored users, each in
+// a database of its own, measured in alternating rounds (each figure the median of its rounds).
 {
   const [small, large] = quick ? [1_000, 20_000] : [10_000, 1_000_000];
-  const result = await flatCost({ small, large, seconds: quick ? 3 : 15 });
+  const result = await flatCost({ small, large, seconds: quick ? 3 : 15, rounds: quick ? 1 : 3 });
   for (const at of [result.small, result.large]) {
-    const users = `${at.users.toLocaleString('en')} stored users`;
+    const stored = `${at.users.toLocaleString('en')} stored users`;
+    const users = `${stored}${at.rounds > 1 ? `, median of ${at.rounds} rounds` : ''}`;
     record(`ingest with ${users}, requests/s`, at.ingest.requestsPerSecond, 'req/s');
     record(`GET /user by recordID with ${users}, requests/s`, at.get.requestsPerSecond, 'req/s');
     record(`GET /user by recordID with ${users}, p50`, at.get.p50, 'ms');
@@ -202,7 +220,7 @@ function deliveryCpu(queues: string, micros: Record<string, number | undefined>)
     record(`GET /user by recordID with ${users} at a steady 1,000/s (evenly paced), p99`, at.getSteady.p99, 'ms');
     // Where a GET's cost goes: the database's pages that were not in its shared buffers come
     // from the operating system, a system call each.
-    record(`database size with ${users} (PostgreSQL shared_buffers: ${at.sharedBuffersMiB} MiB)`, at.databaseMiB, 'MiB');
+    record(`database size with ${stored} (PostgreSQL shared_buffers: ${at.sharedBuffersMiB} MiB)`, at.databaseMiB, 'MiB');
     if (at.getCost.hubMicros !== undefined) record(`CPU time per GET with ${users}, hub`, at.getCost.hubMicros, 'µs');
     if (at.getCost.postgresMicros !== undefined) record(`CPU time per GET with ${users}, PostgreSQL`, at.getCost.postgresMicros, 'µs');
     record(`PostgreSQL pages read from the OS per GET with ${users} (not in shared buffers)`, at.getCost.blocksRead, 'pages');
@@ -217,6 +235,7 @@ function deliveryCpu(queues: string, micros: Record<string, number | undefined>)
     0,
   );
   record('flat-cost errors (non-2xx + socket)', failures, 'requests', { op: '<=', limit: 0, text: '0' });
+  recordFailures('flat cost, GETs at a steady 1,000/s: what failed', [result.small.getSteady, result.large.getSteady]);
   record(`sequential scans of user_record/link under load with ${large.toLocaleString('en')} users`, result.large.fullScans, 'scans', { op: '<=', limit: 0, text: '0' });
 }
 

@@ -1,0 +1,37 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { pacedLoad } from '../../bench/ingest.ts';
+
+// The latency targets and the soak count failed requests; a count alone does not say what to look for.
+describe('the evenly paced load', () => {
+  it('says what failed (answer status or socket error) and when, besides counting it', async () => {
+    let served = 0;
+    const server = http.createServer((req, res) => {
+      served += 1;
+      req.resume();
+      if (served % 5 === 0) return void req.socket.destroy(); // no answer: the client sees a reset
+      res.writeHead(served % 5 === 1 ? 503 : 200, { 'content-type': 'text/plain' }).end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const result = await pacedLoad(url, 'token', { seconds: 0.5, connections: 1, rate: 100 });
+      expect(result.requests).toBe(50);
+      const failures = result.failures ?? {};
+      expect(failures['HTTP 503']?.count).toBe(result.non2xx);
+      expect(result.non2xx).toBeGreaterThanOrEqual(9);
+      const socketErrors = Object.entries(failures).filter(([what]) => !what.startsWith('HTTP '));
+      expect(socketErrors.map(([what]) => what)).toEqual(['ECONNRESET']);
+      expect(socketErrors[0][1].count).toBe(result.errors);
+      expect(result.errors).toBeGreaterThanOrEqual(9);
+      for (const seen of Object.values(failures)) {
+        expect(seen.firstAt).toBeGreaterThanOrEqual(0);
+        expect(seen.lastAt).toBeGreaterThanOrEqual(seen.firstAt);
+        expect(seen.lastAt).toBeLessThan(5);
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
