@@ -2,7 +2,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { userAsStatement } from '../src/store/record-store.ts';
 import { benchEnv, checkpoint, type BenchEnv } from './bench-env.ts';
-import { load, loadResultOf, pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
+import { load, loadResultOf, mergeFailures, pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 import { cpuSeconds, cpuSpent } from './process-cpu.ts';
 
 /**
@@ -179,11 +179,6 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 /** Load figures over rounds: medians of the rates and latencies, sums of the counts. */
 function medianLoad(loads: LoadResult[]): LoadResult {
-  const failures: NonNullable<LoadResult['failures']> = {};
-  for (const [what, seen] of loads.flatMap((l) => Object.entries(l.failures ?? {}))) {
-    const before = failures[what];
-    failures[what] = before ? { count: before.count + seen.count, firstAt: Math.min(before.firstAt, seen.firstAt), lastAt: Math.max(before.lastAt, seen.lastAt) } : seen;
-  }
   return {
     requestsPerSecond: median(loads.map((l) => l.requestsPerSecond)),
     requests: loads.reduce((n, l) => n + l.requests, 0),
@@ -191,7 +186,7 @@ function medianLoad(loads: LoadResult[]): LoadResult {
     p99: median(loads.map((l) => l.p99)),
     non2xx: loads.reduce((n, l) => n + l.non2xx, 0),
     errors: loads.reduce((n, l) => n + l.errors, 0),
-    failures,
+    failures: mergeFailures(loads),
   };
 }
 

@@ -36,6 +36,16 @@ export interface LoadResult {
   failures?: Record<string, { count: number; firstAt: number; lastAt: number }>;
 }
 
+/** The failures of several loads together: counts added, the first and last times kept. */
+export function mergeFailures(loads: LoadResult[]): NonNullable<LoadResult['failures']> {
+  const merged: NonNullable<LoadResult['failures']> = {};
+  for (const [what, seen] of loads.flatMap((l) => Object.entries(l.failures ?? {}))) {
+    const before = merged[what];
+    merged[what] = before ? { count: before.count + seen.count, firstAt: Math.min(before.firstAt, seen.firstAt), lastAt: Math.max(before.lastAt, seen.lastAt) } : { ...seen };
+  }
+  return merged;
+}
+
 export async function load(url: string, token: string | undefined, options: { seconds: number; connections: number; rate?: number }): Promise<LoadResult> {
   const result = await autocannon({
     url: `${url}/connector/api/2011-11/user`,

@@ -6,7 +6,7 @@ import { deliveryBacklog } from './delivery-backlog.ts';
 import { deliveryLatency } from './delivery-latency.ts';
 import { benchEnv, machine } from './bench-env.ts';
 import { flatCost } from './flat-cost.ts';
-import { load, measuredLoad, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
+import { load, measuredLoad, mergeFailures, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
 import { machineCpu } from './process-cpu.ts';
 import { partnerSync } from './partner-sync.ts';
 import { soak } from './soak.ts';
@@ -38,13 +38,9 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
 
 /** A row saying what failed in evenly paced loads (answer status or socket error, when), if anything did. */
 const recordFailures = (figure: string, loads: LoadResult[]) => {
-  const merged = new Map<string, { count: number; firstAt: number; lastAt: number }>();
-  for (const [what, seen] of loads.flatMap((l) => Object.entries(l.failures ?? {}))) {
-    const before = merged.get(what);
-    merged.set(what, before ? { count: before.count + seen.count, firstAt: Math.min(before.firstAt, seen.firstAt), lastAt: Math.max(before.lastAt, seen.lastAt) } : seen);
-  }
-  if (merged.size === 0) return;
-  const value = [...merged].map(([what, seen]) => `${what} × ${seen.count} (${seen.firstAt}–${seen.lastAt} s into the load)`).join('; ');
+  const merged = Object.entries(mergeFailures(loads));
+  if (merged.length === 0) return;
+  const value = merged.map(([what, seen]) => `${what} × ${seen.count} (${seen.firstAt}–${seen.lastAt} s into the load)`).join('; ');
   rows.push({ figure, value, target: '—', pass: undefined });
   console.log(`${figure}: ${value}`);
 };

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { pacedLoad } from '../../bench/ingest.ts';
+import { mergeFailures, pacedLoad, type LoadResult } from '../../bench/ingest.ts';
 
 // The latency targets and the soak count failed requests; a count alone does not say what to look for.
 describe('the evenly paced load', () => {
@@ -33,5 +33,13 @@ describe('the evenly paced load', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('merges the failures of several loads (rounds): counts added, the first and the last time kept', () => {
+    const load = (failures: LoadResult['failures']): LoadResult => ({ requestsPerSecond: 1, requests: 1, p50: 1, p99: 1, non2xx: 0, errors: 0, failures });
+    const first = { 'HTTP 503': { count: 2, firstAt: 4, lastAt: 5 } };
+    const merged = mergeFailures([load(first), load(undefined), load({ 'HTTP 503': { count: 1, firstAt: 1, lastAt: 2 }, ECONNRESET: { count: 3, firstAt: 7, lastAt: 9 } })]);
+    expect(merged).toEqual({ 'HTTP 503': { count: 3, firstAt: 1, lastAt: 5 }, ECONNRESET: { count: 3, firstAt: 7, lastAt: 9 } });
+    expect(first['HTTP 503'].count).toBe(2); // the loads' own figures are left as they were
   });
 });
