@@ -30,18 +30,22 @@ export interface LoadResult {
   errors: number;
   /**
    * What failed, by answer status or socket error, with the seconds into
-   * the run of the first and last (evenly paced loads only): a failure the
-   * summary counts should say what it was.
+   * the run of the first and last (evenly paced loads only; no times when
+   * merged from several loads): a failure the summary counts should say
+   * what it was.
    */
-  failures?: Record<string, { count: number; firstAt: number; lastAt: number }>;
+  failures?: Record<string, { count: number; firstAt?: number; lastAt?: number }>;
 }
 
-/** The failures of several loads together: counts added, the first and last times kept. */
+/**
+ * The failures of several loads together, counts added. Times are kept only
+ * for a failure seen in one load: seconds into different loads do not compare.
+ */
 export function mergeFailures(loads: LoadResult[]): NonNullable<LoadResult['failures']> {
   const merged: NonNullable<LoadResult['failures']> = {};
   for (const [what, seen] of loads.flatMap((l) => Object.entries(l.failures ?? {}))) {
     const before = merged[what];
-    merged[what] = before ? { count: before.count + seen.count, firstAt: Math.min(before.firstAt, seen.firstAt), lastAt: Math.max(before.lastAt, seen.lastAt) } : { ...seen };
+    merged[what] = before ? { count: before.count + seen.count } : { ...seen };
   }
   return merged;
 }

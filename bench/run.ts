@@ -40,7 +40,8 @@ const record = (figure: string, value: number, unit: string, target?: { op: '>='
 const recordFailures = (figure: string, loads: LoadResult[]) => {
   const merged = Object.entries(mergeFailures(loads));
   if (merged.length === 0) return;
-  const value = merged.map(([what, seen]) => `${what} × ${seen.count} (${seen.firstAt}–${seen.lastAt} s into the load)`).join('; ');
+  const when = (seen: (typeof merged)[number][1]) => (seen.firstAt === undefined ? '' : ` (${seen.firstAt}–${seen.lastAt} s into the load)`);
+  const value = merged.map(([what, seen]) => `${what} × ${seen.count}${when(seen)}`).join('; ');
   rows.push({ figure, value, target: '—', pass: undefined });
   console.log(`${figure}: ${value}`);
 };

@@ -25,9 +25,10 @@ describe('the evenly paced load', () => {
       expect(socketErrors.map(([what]) => what)).toEqual(['ECONNRESET']);
       expect(socketErrors[0][1].count).toBe(result.errors);
       expect(result.errors).toBeGreaterThanOrEqual(9);
+      // Every fifth request fails each way, 10 ms apart: the first within the first ~0.1 s, the last near the end.
       for (const seen of Object.values(failures)) {
-        expect(seen.firstAt).toBeGreaterThanOrEqual(0);
-        expect(seen.lastAt).toBeGreaterThanOrEqual(seen.firstAt);
+        expect(seen.firstAt).toBeLessThanOrEqual(0.2);
+        expect(seen.lastAt).toBeGreaterThanOrEqual(0.3);
         expect(seen.lastAt).toBeLessThan(5);
       }
     } finally {
@@ -35,11 +36,11 @@ describe('the evenly paced load', () => {
     }
   });
 
-  it('merges the failures of several loads (rounds): counts added, the first and the last time kept', () => {
+  it('merges the failures of several loads (rounds): counts added, times kept only where one load had the failure', () => {
     const load = (failures: LoadResult['failures']): LoadResult => ({ requestsPerSecond: 1, requests: 1, p50: 1, p99: 1, non2xx: 0, errors: 0, failures });
     const first = { 'HTTP 503': { count: 2, firstAt: 4, lastAt: 5 } };
     const merged = mergeFailures([load(first), load(undefined), load({ 'HTTP 503': { count: 1, firstAt: 1, lastAt: 2 }, ECONNRESET: { count: 3, firstAt: 7, lastAt: 9 } })]);
-    expect(merged).toEqual({ 'HTTP 503': { count: 3, firstAt: 1, lastAt: 5 }, ECONNRESET: { count: 3, firstAt: 7, lastAt: 9 } });
+    expect(merged).toEqual({ 'HTTP 503': { count: 3 }, ECONNRESET: { count: 3, firstAt: 7, lastAt: 9 } });
     expect(first['HTTP 503'].count).toBe(2); // the loads' own figures are left as they were
   });
 });

@@ -116,13 +116,15 @@ describe.runIf(inject('databaseKind') === 'postgres')('the PostgreSQL queue back
 
   it("fails a queue call that cannot get one of the pool's connections within the wait, and serves again once one is free", async () => {
     const database = await freshDatabase(inject('databaseUrl'), 'connector_queue', { migrate: false });
-    const backend = await createQueueBackend({ databaseUrl: database.url, poolWaitMs: 500 });
+    const backend = await createQueueBackend({ databaseUrl: database.url, poolWaitMs: 1_000 });
     const queue = backend.createQueue('deliver-test');
     const holder = new pg.Client({ connectionString: database.url });
     await holder.connect();
     const add = (deliveryId: string) => queue.add('USER', { deliveryId }, { jobId: deliveryId });
     try {
       await add('before'); // the backend's schema is in place
+      // Three at once open the pool's three connections, so the held adds below do not wait on connecting.
+      await Promise.all(['warm-1', 'warm-2', 'warm-3'].map(add));
       // Three adds take every connection of the queue's pool (3) and wait, in the database,
       // behind the job table's lock; a fourth waits for a connection.
       await holder.query('BEGIN; LOCK TABLE bullmq.job IN ACCESS EXCLUSIVE MODE');
@@ -137,12 +139,12 @@ describe.runIf(inject('databaseKind') === 'postgres')('the PostgreSQL queue back
       const started = performance.now();
       const fourth = await Promise.race([
         add('fourth').then(() => 'added', (error: Error) => error.message),
-        new Promise((resolve) => setTimeout(resolve, 3_000, 'still waiting after 3 s')),
+        new Promise((resolve) => setTimeout(resolve, 4_000, 'still waiting after 4 s')),
       ]);
       const waited = performance.now() - started;
       expect(fourth).toMatch(/timeout/i);
-      expect(waited).toBeGreaterThanOrEqual(450);
-      expect(waited).toBeLessThan(2_500);
+      expect(waited).toBeGreaterThanOrEqual(950);
+      expect(waited).toBeLessThan(3_500);
       await holder.query('COMMIT');
       await Promise.all(held);
       await add('after');
