@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { userAsStatement } from '../src/store/record-store.ts';
-import { benchEnv, checkpoint, type BenchEnv } from './bench-env.ts';
+import { benchEnv, checkpoint, median, type BenchEnv } from './bench-env.ts';
 import { load, loadResultOf, mergeFailures, pacedLoad, startIngestHub, type LoadResult } from './ingest.ts';
 import { cpuSeconds, cpuSpent } from './process-cpu.ts';
 
@@ -214,13 +214,6 @@ async function removeIngested(db: pg.Client): Promise<void> {
     return;
   }
   await db.query('VACUUM user_record, link, outbox_event');
-}
-
-/** The median; of an even count, the mean of the two middle values. */
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 /** Load figures over rounds: medians of the rates and latencies, sums of the counts. */

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { deliveryBacklog } from './delivery-backlog.ts';
 import { deliveryLatency } from './delivery-latency.ts';
-import { benchEnv, machine } from './bench-env.ts';
+import { benchEnv, machine, median } from './bench-env.ts';
 import { flatCost } from './flat-cost.ts';
 import { load, measuredLoad, mergeFailures, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
 import { machineCpu } from './process-cpu.ts';
@@ -26,7 +26,6 @@ interface Row {
 }
 const rows: Row[] = [];
 type MeasuredLoad = Awaited<ReturnType<typeof measuredLoad>>;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const record = (figure: string, value: number, unit: string, target?: { op: '>=' | '<='; limit: number; text: string }) => {
   const pass = target ? (target.op === '>=' ? value >= target.limit : value <= target.limit) : undefined;
   // A ratio that rounds to its limit is shown with a third decimal, so the value never reads as the opposite of the verdict.
