@@ -16,11 +16,11 @@ export interface HubChild {
 /** Starts `connector <command>` as its own process (optionally pinned to CPUs) and waits for it to listen. */
 export async function startHubChild(env: Record<string, string>, options: { command?: string; cpus?: string } = {}): Promise<HubChild> {
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/.out" profiles the hub under load.
-  // The young generation it is run with: npm start's for the embedded default, the Dockerfile's and
-  // the connector command's otherwise (bin/connector.js says why they differ).
+  // Node's options: exactly npm start's for the embedded default, the Dockerfile's and the connector
+  // command's otherwise (bin/connector.js says why they differ).
   const command = options.command ?? 'start';
-  const semiSpace = command === 'start' ? '--max-semi-space-size=4' : '--max-semi-space-size=16';
-  const args = [semiSpace, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, command];
+  const nodeOptions = command === 'start' ? npmStartNodeOptions() : ['--max-semi-space-size=16'];
+  const args = [...nodeOptions, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CLI, command];
   const child = options.cpus
     ? spawn('taskset', ['-c', options.cpus, process.execPath, ...args], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -58,6 +58,15 @@ export async function startHubChild(env: Record<string, string>, options: { comm
       await new Promise((r) => child.once('exit', r));
     },
   };
+}
+
+/** The options `npm start` gives node (package.json's start script, between `node` and the script). */
+export function npmStartNodeOptions(): string[] {
+  const { scripts } = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = scripts.start.split(/\s+/);
+  const script = words.indexOf('bin/connector.js');
+  if (words[0] !== 'node' || script < 0) throw new Error(`npm start runs something else than node bin/connector.js: ${scripts.start}`);
+  return words.slice(1, script);
 }
 
 function rssKiB(pid: number): number {
