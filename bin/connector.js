@@ -23,14 +23,15 @@
 // `npm start` also gives V8 one background thread instead of four
 // (--v8-pool-size=1, fixed at start like the young generation): each thread
 // that compiles or collects gets a C heap of its own from glibc, which keeps
-// what compiling PGlite's WebAssembly with TurboFan once took (~70 MB free
-// but held across them under load; malloc_trim from a debugger gave it
-// back). On 2 cores, under the ingest benchmark, the embedded hub is
-// ~40-60 MiB smaller (285-313 against 346-369 MiB in three interleaved
-// rounds), at a rate within the host's noise. Two other ways measured and
-// left: WebAssembly without TurboFan (--liftoff-only) saved ~35 MiB more
-// but cost 10-15 % of the saves; MALLOC_ARENA_MAX=2 saved ~25 MiB, but an
-// environment variable in an npm script is not portable.
+// what compiling PGlite's WebAssembly with TurboFan once took. Under load,
+// ~130 MB of those heaps were free but held with four threads, ~70 MB with
+// one (malloc_trim, called from a debugger, gave it back). On 2 cores under
+// the ingest benchmark the embedded hub is ~40-60 MiB smaller: 285-309 MiB
+// in 16 rounds, 346-369 in three interleaved without it, at a rate within
+// the host's noise. Measured and left: WebAssembly without TurboFan
+// (--liftoff-only) saved ~35 MiB more but cost 10-15 % of the saves;
+// MALLOC_ARENA_MAX=2 saved ~25 MiB, but an environment variable in an npm
+// script does not work on every platform npm runs on.
 import v8 from 'node:v8';
 import { register } from 'tsx/esm/api';
 
