@@ -65,7 +65,7 @@ export function npmStartNodeOptions(): string[] {
   const { scripts } = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')) as { scripts: { start: string } };
   const words = scripts.start.split(/\s+/);
   const script = words.indexOf('bin/connector.js');
-  if (words[0] !== 'node' || script < 0) throw new Error(`npm start runs something else than node bin/connector.js: ${scripts.start}`);
+  if (words[0] !== 'node' || script < 0) throw new Error(`npm start runs something other than node bin/connector.js: ${scripts.start}`);
   return words.slice(1, script);
 }
 
