@@ -148,9 +148,14 @@ async function withHub<T>(size: Size, measure: (hub: Awaited<ReturnType<typeof s
 function measureGets(size: Size, seconds: number): Promise<Size['gets'][number]> {
   const { env, db, users } = size;
   return withHub(size, async (hub) => {
-    // Five seconds of GETs first, so the measured ones are the steady state: not the hub's JIT
-    // warm-up, nor PostgreSQL's first reads of the seeded pages into its buffers.
-    await getLoad(hub.url, env.token, users, 5);
+    // As long of GETs first, so the measured ones are the steady state of a running hub: not the
+    // hub's JIT warm-up, nor its database sessions' first touch of PostgreSQL's shared buffers.
+    // Each new backend maps their pages into its memory on first touch, and a page fault on this
+    // VM costs tens of µs: with 1,000,000 users, whose pages come and go through every buffer,
+    // 20 fresh sessions running the GET's statement took 3.5 faults and ~370 µs of PostgreSQL's
+    // CPU time a GET in their first 10 s, and ~0 faults and ~190 µs from their second 10 s on.
+    // A warm-up of five seconds left that in the large size's measured window only.
+    await getLoad(hub.url, env.token, users, seconds);
     const parts = { hub: { tree: hub.child.pid! }, postgres: { program: 'postgres' } };
     const [cpuBefore, blocksBefore] = [cpuSeconds(parts), await blockCounts(db)];
     const get = await getLoad(hub.url, env.token, users, seconds);

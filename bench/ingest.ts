@@ -193,7 +193,7 @@ export async function startBaseline(cpus?: string, options: { appServer?: boolea
   return { url, pid: child.pid!, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
 }
 
-/** The hub's API (no worker) in `processes` processes on the given cores, on the bench's database. */
+/** The hub's API (no worker) in `processes` processes on the given cores, on the bench's database, with its default settings (database pool included). */
 export async function startIngestHub(env: BenchEnv, cpus?: string, processes = API_PROCESSES): Promise<HubChild> {
   return startHubChild(
     {
@@ -201,7 +201,6 @@ export async function startIngestHub(env: BenchEnv, cpus?: string, processes = A
       CONNECTOR_ENCRYPTION_KEY: env.key,
       CONNECTOR_ADMIN_TOKEN: 'x'.repeat(32),
       LOG_LEVEL: 'info',
-      CONNECTOR_DB_POOL_SIZE: String(Math.ceil(20 / processes)),
       CONNECTOR_API_PROCESSES: String(processes),
     },
     { command: 'api', cpus },

@@ -60,7 +60,10 @@ const env = z.object({
   CONNECTOR_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
   CONNECTOR_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   CONNECTOR_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5000),
-  CONNECTOR_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  // Per process, for the save path's store and for Prisma each. Saves that arrive together share a
+  // statement (group commit), so a few connections carry a process's whole load, and every backend
+  // PostgreSQL runs beyond its cores costs it: README, "Where it stands" (the pool's size).
+  CONNECTOR_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(5),
   CONNECTOR_API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   CONNECTOR_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(5),
