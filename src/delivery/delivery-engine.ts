@@ -101,7 +101,7 @@ export class DeliveryEngine {
       const running = this.workers.get(conn.providerClientId);
       if (running?.signature === signature) continue;
       if (running) await running.worker.close();
-      const worker = new ConnectionWorker(conn, { store: this.store, registry: this.registry, records: this.records, logger: this.options.logger });
+      const worker = new ConnectionWorker(conn, { store: this.store, registry: this.registry, queues: this.queues, records: this.records, logger: this.options.logger });
       worker.worker = this.backend.createWorker(queueNameOf(conn.providerClientId), worker.process as never, {
         concurrency: conn.settings.concurrency,
         // Always a limiter: BullMQ's fetch honours a manual rate limit (a 429's Retry-After, an open

@@ -25,6 +25,8 @@ export interface ClaimedDelivery {
   partnerId: string | null;
   /** The record's columns (users and staff), as stored. */
   user: Record<string, unknown> | null;
+  /** The claiming job is the delivery's job (DeliveryQueues.jobIdOf); any other leaves it alone. */
+  owned: boolean;
 }
 
 export interface AttemptRecord {
@@ -57,6 +59,8 @@ export interface WantedDelivery {
   providerClientId: string;
   providerId: string;
   version: number;
+  /** The bundle the relay would queue it in (null: a job of its own), if it was not pending already. */
+  jobId: string | null;
 }
 
 /** A delivery row as the relay left it. */
@@ -67,6 +71,8 @@ export interface RelayedDelivery {
   wantedVersion: number;
   replays: number;
   status: string;
+  /** Its job's bundle, null for a job of its own (DeliveryQueues.jobIdOf). */
+  jobId: string | null;
   /** The row was there before (its job may be running). */
   existed: boolean;
 }
@@ -78,7 +84,7 @@ const types = {
 
 export class DeliveryStore {
   readonly pool: pg.Pool;
-  private readonly claims: Batcher<string, ClaimedDelivery | undefined>;
+  private readonly claims: Batcher<ClaimRequest, ClaimedDelivery | undefined>;
   private readonly finishes: Batcher<FinishRow, boolean>;
 
   /**
@@ -96,12 +102,12 @@ export class DeliveryStore {
     // An idle connection dropped by the server (restart, failover) must not take the process down;
     // the next query opens a new one.
     this.pool.on('error', () => undefined);
-    // Two batches never hold the same delivery (one job per delivery, and a key stays out of a batch
+    // Two batches never hold the same delivery (one job works on a delivery, and a key stays out of a batch
     // while another has it); a deadlock with the relay's upsert of the same deliveries is a row fault.
     this.claims = new Batcher({
-      many: (ids) => this.claimMany(ids),
-      one: async (id) => (await this.claimMany([id]))[0],
-      keyOf: (id) => id,
+      many: (requests) => this.claimMany(requests),
+      one: async (request) => (await this.claimMany([request]))[0],
+      keyOf: (request) => request.deliveryId,
       oneByOneAfter: isRowFault,
     });
     this.finishes = new Batcher({
@@ -116,18 +122,23 @@ export class DeliveryStore {
    * Reads what a delivery needs in one statement: the delivery, the
    * partner's ID of the record (when linked), the record, and whether an
    * earlier attempt may have created it in the partner. A delivery has
-   * exactly one job (its ID is the job ID), so one attempt at a time runs
-   * per record and connection. When the record is not linked yet, the
+   * exactly one job (DeliveryQueues.jobIdOf), so one attempt at a time runs
+   * per record and connection: `owned` says whether `jobId` is that job.
+   * When the record is not linked yet and the job owns the delivery, the
    * statement also marks a create as attempted, before any call is made.
    */
-  claim(deliveryId: string): Promise<ClaimedDelivery | undefined> {
-    return this.claims.run(deliveryId);
+  claim(deliveryId: string, jobId: string): Promise<ClaimedDelivery | undefined> {
+    return this.claims.run({ deliveryId, jobId });
   }
 
-  private async claimMany(ids: string[]): Promise<(ClaimedDelivery | undefined)[]> {
-    const { rows } = await this.pool.query<ClaimedDelivery>({ name: 'delivery-claim', text: CLAIM, values: [ids] });
+  private async claimMany(requests: ClaimRequest[]): Promise<(ClaimedDelivery | undefined)[]> {
+    const { rows } = await this.pool.query<ClaimedDelivery>({
+      name: 'delivery-claim',
+      text: CLAIM,
+      values: [requests.map((r) => r.deliveryId), requests.map((r) => r.jobId)],
+    });
     const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id));
+    return requests.map((r) => byId.get(r.deliveryId));
   }
 
   /**
@@ -219,7 +230,7 @@ export class DeliveryStore {
         text: RELAY_WRITE,
         values: [
           wanted.map(() => randomUUID()), column('entityType'), column('entityId'), column('clientId'), column('providerClientId'),
-          column('providerId'), column('version'), events.map((e) => e.id),
+          column('providerId'), column('version'), column('jobId'), events.map((e) => e.id),
         ],
       });
       await client.query('COMMIT');
@@ -234,18 +245,23 @@ export class DeliveryStore {
     }
   }
 
-  /** Records a failed attempt; DEAD also dead-letters the delivery with the reason. */
-  async fail(claimed: ClaimedDelivery, attempt: AttemptRecord & { outcome: 'RETRY' | 'RATE_LIMITED' | 'DEAD' }): Promise<void> {
+  /**
+   * Records a failed attempt; DEAD also dead-letters the delivery with the
+   * reason. `handOver`: the delivery leaves its bundle for a job of its own
+   * (its `jobId` becomes null), which the caller adds next.
+   */
+  async fail(claimed: ClaimedDelivery, attempt: AttemptRecord & { outcome: 'RETRY' | 'RATE_LIMITED' | 'DEAD' }, handOver = false): Promise<void> {
     await this.pool.query(
       `WITH d AS (
          UPDATE delivery SET status = CASE WHEN $2::text = 'DEAD' THEN 'DEAD'::"DeliveryStatus" ELSE status END,
-           "lastError" = $3, "updatedAt" = CASE WHEN $2::text = 'DEAD' THEN now() ELSE "updatedAt" END
+           "lastError" = $3, "updatedAt" = CASE WHEN $2::text = 'DEAD' THEN now() ELSE "updatedAt" END,
+           "jobId" = CASE WHEN $11::boolean THEN NULL ELSE "jobId" END
          WHERE id = $1 RETURNING id)
        INSERT INTO delivery_attempt (id, "deliveryId", version, "idempotencyKey", "startedAt", "durationMs", outcome, calls, "httpStatus", error)
        VALUES ($4, $1, $5, $6, $7, $8, $2::text::"AttemptOutcome", $9, $10, $3)`,
       [
         claimed.id, attempt.outcome, attempt.error?.slice(0, 2000) ?? null, randomUUID(), attempt.version, attempt.idempotencyKey,
-        attempt.startedAt, Date.now() - attempt.startedAt.getTime(), attempt.calls, attempt.httpStatus,
+        attempt.startedAt, Date.now() - attempt.startedAt.getTime(), attempt.calls, attempt.httpStatus, handOver,
       ],
     );
   }
@@ -253,6 +269,12 @@ export class DeliveryStore {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** A job's claim of one of its deliveries. */
+interface ClaimRequest {
+  deliveryId: string;
+  jobId: string;
 }
 
 /** One finished delivery as the batched finish takes it. */
@@ -282,30 +304,33 @@ const relayRead = (scope: string) => `SELECT e.id::text AS id, e."entityType"::t
      FROM outbox_event e WHERE e."relayedAt" IS NULL ${scope}
      ORDER BY e.seq LIMIT $1 FOR UPDATE OF e SKIP LOCKED`;
 
-// The relay's writes: the wanted deliveries ($1-$7, one array per column) and the events relayed ($8).
-const RELAY_WRITE = `WITH relayed AS (UPDATE outbox_event SET "relayedAt" = now() WHERE id = ANY($8::uuid[]))
-   INSERT INTO delivery (id, "entityType", "entityId", "clientId", "providerClientId", "targetProviderId", "wantedVersion", "updatedAt")
-   SELECT t.*, now() FROM unnest($1::uuid[], $2::"EntityType"[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::int[]) AS t
+// The relay's writes: the wanted deliveries ($1-$8, one array per column) and the events relayed ($9).
+// A delivery that was pending keeps its job (it may be running); one that becomes pending again
+// gets the job the relay chose (no job works on a delivery that is not pending).
+const RELAY_WRITE = `WITH relayed AS (UPDATE outbox_event SET "relayedAt" = now() WHERE id = ANY($9::uuid[]))
+   INSERT INTO delivery (id, "entityType", "entityId", "clientId", "providerClientId", "targetProviderId", "wantedVersion", "jobId", "updatedAt")
+   SELECT t.*, now() FROM unnest($1::uuid[], $2::"EntityType"[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::int[], $8::text[]) AS t
    ON CONFLICT ("entityId", "providerClientId") DO UPDATE SET
      "wantedVersion" = GREATEST(delivery."wantedVersion", EXCLUDED."wantedVersion"),
      status = CASE WHEN EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN 'PENDING'::"DeliveryStatus" ELSE delivery.status END,
+     "jobId" = CASE WHEN delivery.status <> 'PENDING' AND EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN EXCLUDED."jobId" ELSE delivery."jobId" END,
      "updatedAt" = now()
    RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays,
-             status::text AS status, (xmax <> 0) AS existed`;
+             status::text AS status, "jobId", (xmax <> 0) AS existed`;
 
-// The claim of a batch of deliveries ($1: their IDs); see DeliveryStore.claim.
+// The claim of a batch of deliveries ($1: their IDs, $2: the claiming jobs' IDs); see DeliveryStore.claim.
 const CLAIM = `WITH before AS (
-     SELECT d.id,
+     SELECT d.id, COALESCE(d."jobId", d.id::text) = c.job AS owned,
             d."createAttemptedAt" IS NOT NULL
               OR EXISTS (SELECT 1 FROM delivery_attempt a WHERE a."deliveryId" = d.id AND a.outcome NOT IN ('DELIVERED', 'SKIPPED')) AS "createAttemptedBefore",
             ${partnerIdSql('d."targetProviderId"', 'd."entityType"', 'd."entityId"')} AS "partnerId"
-     FROM delivery d WHERE d.id = ANY($1::uuid[])),
+     FROM delivery d JOIN unnest($1::uuid[], $2::text[]) AS c(id, job) ON c.id = d.id),
    mark AS (
      UPDATE delivery d SET "createAttemptedAt" = now()
-     FROM before WHERE d.id = before.id AND d."entityType" = 'USER' AND before."partnerId" IS NULL AND d."createAttemptedAt" IS NULL)
+     FROM before WHERE d.id = before.id AND before.owned AND d."entityType" = 'USER' AND before."partnerId" IS NULL AND d."createAttemptedAt" IS NULL)
    SELECT d.id::text AS id, d."entityType"::text AS "entityType", d."entityId"::text AS "entityId", d."targetProviderId"::text AS "targetProviderId",
           d."wantedVersion", d."deliveredVersion", d.status::text AS status,
-          before."createAttemptedBefore", before."partnerId", to_jsonb(u) AS "user"
+          before."createAttemptedBefore", before."partnerId", to_jsonb(u) AS "user", before.owned
    FROM delivery d JOIN before ON before.id = d.id
    LEFT JOIN user_record u ON u.id = d."entityId" AND d."entityType" IN ('USER', 'STAFF')`;
 

@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts';
 import { eventIdOf } from '../store/outbox.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import type { ConnectionRegistry, ReceivingConnection } from './connections.ts';
-import type { DeliveryJob } from './delivery-queues.ts';
+import { deliveriesOf, type DeliveryJob, type DeliveryQueues } from './delivery-queues.ts';
 import type { ContextFactory, RecordDelivery } from './deliver-record.ts';
 import type { ClaimedDelivery, DeliveryStore } from './delivery-store.ts';
 import { partnerAgent, SignedPartnerHttp, type PartnerAgent } from './partner-http.ts';
@@ -30,7 +30,7 @@ export class ConnectionWorker {
 
   constructor(
     private readonly conn: ReceivingConnection,
-    private readonly deps: { store: DeliveryStore; registry: ConnectionRegistry; records: RecordDelivery; logger: Logger },
+    private readonly deps: { store: DeliveryStore; registry: ConnectionRegistry; queues: DeliveryQueues; records: RecordDelivery; logger: Logger },
   ) {
     this.agent = partnerAgent(conn);
   }
@@ -55,24 +55,38 @@ export class ConnectionWorker {
 
   process = async (job: Job<DeliveryJob>): Promise<string> => {
     const conn = (await this.deps.registry.byId(this.conn.providerClientId)) ?? this.conn;
-    const wait = this.breaker.waitMs();
-    if (wait > 0) {
-      // The partner is failing: hold the whole queue instead of burning attempts.
-      await this.worker.rateLimit(wait);
-      throw Worker.RateLimitError();
+    const deliveries = deliveriesOf(job.data);
+    const bundle = job.data.deliveryIds !== undefined;
+    let note = 'nothing to deliver';
+    for (const deliveryId of deliveries) {
+      const wait = this.breaker.waitMs();
+      if (wait > 0) {
+        // The partner is failing: hold the whole queue instead of burning attempts. A bundle runs
+        // again afterwards; the deliveries it finished are then up to date.
+        await this.worker.rateLimit(wait);
+        throw Worker.RateLimitError();
+      }
+      note = await this.deliver(job, deliveryId, conn, bundle);
     }
-    // One job per delivery (its ID): a newer version wanted while this one runs is sent by the loop below.
-    for (let round = 1; ; round++) {
-      const claimed = await this.deps.store.claim(job.data.deliveryId);
-      if (!claimed || claimed.status !== 'PENDING' || claimed.deliveredVersion >= claimed.wantedVersion) return 'up to date';
-      // A job restarted after a crash (attemptsStarted > 1) may have created the record already.
-      if (job.attemptsStarted > 1) claimed.createAttemptedBefore = true;
-      const { stillPending, note } = await this.deliverOnce(job, claimed, conn);
-      if (!stillPending || round >= 5) return note;
-    }
+    return bundle ? `${deliveries.length} deliveries` : note;
   };
 
-  private async deliverOnce(job: Job<DeliveryJob>, claimed: ClaimedDelivery, conn: ReceivingConnection): Promise<{ stillPending: boolean; note: string }> {
+  /** One delivery of the job: its latest version, and any newer one wanted meanwhile (up to five rounds). */
+  private async deliver(job: Job<DeliveryJob>, deliveryId: string, conn: ReceivingConnection, bundle: boolean): Promise<string> {
+    for (let round = 1; ; round++) {
+      const claimed = await this.deps.store.claim(deliveryId, job.id!);
+      if (claimed && !claimed.owned) return 'delivered by another job';
+      if (!claimed || claimed.status !== 'PENDING' || claimed.deliveredVersion >= claimed.wantedVersion) return 'up to date';
+      // A job of one delivery restarted after a crash (attemptsStarted > 1) may have created the
+      // record already. (A bundle's deliveries rely on the claim's mark alone: a restarted bundle
+      // had not reached most of them.)
+      if (!bundle && job.attemptsStarted > 1) claimed.createAttemptedBefore = true;
+      const { stillPending, note } = await this.deliverOnce(job, claimed, conn, bundle);
+      if (!stillPending || round >= 5) return note;
+    }
+  }
+
+  private async deliverOnce(job: Job<DeliveryJob>, claimed: ClaimedDelivery, conn: ReceivingConnection, bundle: boolean): Promise<{ stillPending: boolean; note: string }> {
     const { store, records, logger } = this.deps;
     const startedAt = new Date();
     const clients: SignedPartnerHttp[] = [];
@@ -125,6 +139,8 @@ export class ConnectionWorker {
       if (!failure.retryable || failure.status === 429) this.breaker.success();
       if (!failure.retryable) {
         await store.fail(claimed, { ...attempt, outcome: 'DEAD' });
+        // A bundle goes on with its other deliveries.
+        if (bundle) return { stillPending: false, note: failure.message };
         throw new UnrecoverableError(failure.message);
       }
       if (failure.status === 429) {
@@ -133,9 +149,22 @@ export class ConnectionWorker {
         throw Worker.RateLimitError();
       }
       this.breaker.failure();
-      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      await store.fail(claimed, last ? { ...attempt, outcome: 'DEAD', error: `gave up after ${job.attemptsMade + 1} attempts: ${failure.message}` } : { ...attempt, outcome: 'RETRY' });
-      logger.warn({ deliveryId: claimed.id, provider: conn.providerCode, attempt: job.attemptsMade + 1, err: failure.message }, 'delivery failed');
+      // A bundle makes one attempt at each of its deliveries: a failed one is handed to a job of
+      // its own, which retries it with the attempts the connection has left.
+      const attemptNo = bundle ? 1 : (job.data.attemptsBefore ?? 0) + job.attemptsMade + 1;
+      const last = bundle ? conn.settings.attempts <= 1 : job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const handOver = bundle && !last;
+      await store.fail(claimed, last ? { ...attempt, outcome: 'DEAD', error: `gave up after ${attemptNo} attempts: ${failure.message}` } : { ...attempt, outcome: 'RETRY' }, handOver);
+      logger.warn({ deliveryId: claimed.id, provider: conn.providerCode, attempt: attemptNo, err: failure.message }, 'delivery failed');
+      if (handOver) {
+        await this.deps.queues.handOver(conn.providerClientId, claimed.id, claimed.entityType, {
+          attemptsBefore: attemptNo,
+          attemptsLeft: conn.settings.attempts - attemptNo,
+          backoffMs: conn.settings.backoffMs,
+          delayMs: jitteredBackoff(attemptNo, conn.settings.backoffMs),
+        });
+      }
+      if (bundle) return { stillPending: false, note: failure.message };
       if (last) throw new UnrecoverableError(failure.message);
       throw failure;
     }

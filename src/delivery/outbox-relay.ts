@@ -2,8 +2,8 @@ import type { JobType } from 'bullmq';
 import type { Logger } from '../log.ts';
 import { Prisma, type PrismaClient } from '../store/generated/client.ts';
 import { wantsChange } from '../domain/fan-out.ts';
-import type { ConnectionRegistry } from './connections.ts';
-import type { DeliveryQueues } from './delivery-queues.ts';
+import type { ConnectionRegistry, ReceivingConnection } from './connections.ts';
+import { bundleSize, newBundleId, type DeliveryQueues } from './delivery-queues.ts';
 import type { DeliveryStore, WantedDelivery } from './delivery-store.ts';
 
 /**
@@ -16,8 +16,7 @@ interface PendingRow {
   id: string;
   entityType: string;
   providerClientId: string;
-  wantedVersion: number;
-  replays: number;
+  jobId: string | null;
 }
 
 export interface OutboxRelayOptions {
@@ -142,11 +141,11 @@ export class OutboxRelay {
           const key = `${event.entityId}/${target.providerClientId}`;
           const before = wanted.get(key);
           if (!before || before.version < event.version) {
-            wanted.set(key, { ...event, providerClientId: target.providerClientId, providerId: target.providerId });
+            wanted.set(key, { ...event, providerClientId: target.providerClientId, providerId: target.providerId, jobId: null });
           }
         }
       }
-      return [...wanted.values()];
+      return bundled([...wanted.values()], receivers);
     });
     const pending = deliveries.filter((d) => d.status === 'PENDING');
     if (pending.length) await this.enqueue(pending);
@@ -178,7 +177,7 @@ export class OutboxRelay {
     for (const { providerClientId } of candidates) {
       if (!(await this.lostJobs(providerClientId))) continue;
       const pending = await this.prisma.$queryRaw<PendingRow[]>`
-        SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
+        SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "jobId"
         FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid
           AND "updatedAt" < now() - make_interval(secs => ${olderThanMs / 1000})`;
       if (pending.length) await this.enqueue(pending);
@@ -188,10 +187,11 @@ export class OutboxRelay {
   }
 
   /**
-   * Whether the connection's queue holds fewer jobs than it has pending
-   * deliveries. Jobs are counted first: a delivery that finishes meanwhile
-   * leaves PENDING before its job leaves the queue, so the two counts only
-   * disagree this way when jobs were lost. (The other order saw every
+   * Whether the connection's queue holds fewer jobs than its pending
+   * deliveries have (one per bundle or delivery of its own). Jobs are counted
+   * first: a delivery that finishes meanwhile leaves PENDING before its job
+   * leaves the queue, so the two counts only disagree this way when jobs were
+   * lost. (The other order saw every
    * delivery finishing between the two reads as a lost job, and re-added a
    * whole backlog on every reconcile.) A paused queue's jobs are not lost
    * either: Redis counts them as waiting, BullMQ's PostgreSQL backend as paused.
@@ -199,14 +199,15 @@ export class OutboxRelay {
   private async lostJobs(providerClientId: string): Promise<boolean> {
     const jobs = await this.queues.queue(providerClientId).getJobCounts(...QUEUED);
     const [{ pending }] = await this.prisma.$queryRaw<{ pending: number }[]>`
-      SELECT count(*)::int AS pending FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid`;
+      SELECT count(DISTINCT COALESCE("jobId", id::text))::int AS pending
+      FROM delivery WHERE status = 'PENDING' AND "providerClientId" = ${providerClientId}::uuid`;
     return Object.values(jobs).reduce((a, b) => a + b, 0) < pending;
   }
 
   /** Puts these deliveries (if pending) back on their queues now: an operator's replay. */
   async requeue(deliveryIds: string[]): Promise<void> {
     const pending = await this.prisma.$queryRaw<PendingRow[]>`
-      SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays
+      SELECT id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "jobId"
       FROM delivery WHERE status = 'PENDING' AND id = ANY(${deliveryIds}::uuid[])`;
     if (pending.length) await this.enqueue(pending);
   }
@@ -233,4 +234,29 @@ export class OutboxRelay {
     }
     await this.queues.enqueue(jobs);
   }
+}
+
+/**
+ * Chooses each wanted delivery's job: the deliveries of one connection in
+ * bundles of `bundleSize` (none, when that is one), in the order
+ * their events came. The write keeps the job of a delivery that is already
+ * pending.
+ */
+function bundled(wanted: WantedDelivery[], receivers: ReceivingConnection[]): WantedDelivery[] {
+  const byConnection = new Map<string, WantedDelivery[]>();
+  for (const w of wanted) {
+    const list = byConnection.get(w.providerClientId);
+    if (list) list.push(w);
+    else byConnection.set(w.providerClientId, [w]);
+  }
+  for (const [providerClientId, list] of byConnection) {
+    const receiver = receivers.find((r) => r.providerClientId === providerClientId);
+    const size = receiver ? bundleSize(list.length, receiver.settings) : 1;
+    if (size === 1) continue;
+    for (let start = 0; start < list.length; start += size) {
+      const jobId = newBundleId();
+      for (const w of list.slice(start, start + size)) w.jobId = jobId;
+    }
+  }
+  return wanted;
 }

@@ -84,7 +84,8 @@ export class DeliveryAdmin {
     if (!/^[0-9a-f-]{36}$/i.test(deliveryId)) throw new HubError('RECORD_NOT_FOUND', `No delivery ${deliveryId}`);
     const updated = await this.prisma.delivery.updateMany({
       where: { id: deliveryId, status: 'DEAD' },
-      data: { status: 'PENDING', replays: { increment: 1 }, lastError: null },
+      // A dead delivery has no job working on it: it goes back in a job of its own.
+      data: { status: 'PENDING', replays: { increment: 1 }, lastError: null, jobId: null },
     });
     const row = await this.prisma.delivery.findUnique({ where: { id: deliveryId }, include: { attemptsLog: { orderBy: { startedAt: 'desc' }, take: 50 } } });
     if (!row) throw new HubError('RECORD_NOT_FOUND', `No delivery ${deliveryId}`);

@@ -11,7 +11,7 @@ describe('the delivery store’s pool', () => {
       const started = performance.now();
       try {
         await expect(store.relayEvents(10, [randomUUID()], () => [])).rejects.toThrow(/timeout exceeded when trying to connect/);
-        await expect(store.claim(randomUUID())).rejects.toThrow(/timeout exceeded when trying to connect/);
+        await expect(store.claim(randomUUID(), 'a-job')).rejects.toThrow(/timeout exceeded when trying to connect/);
       } finally {
         held.release();
       }
@@ -20,7 +20,7 @@ describe('the delivery store’s pool', () => {
       expect(waited).toBeGreaterThanOrEqual(590);
       expect(waited).toBeLessThan(5_000);
       expect(await store.relayEvents(10, [randomUUID()], () => [])).toEqual({ events: 0, deliveries: [] });
-      expect(await store.claim(randomUUID())).toBeUndefined();
+      expect(await store.claim(randomUUID(), 'a-job')).toBeUndefined();
     } finally {
       await store.close();
     }

@@ -56,7 +56,7 @@ describe('the outbox relay', () => {
     }
     // A write the database refuses (no such connection) is rolled back with the read's locks.
     await expect(
-      rig.engine.store.relayEvents(100, [rig.clientId], (events) => [{ ...events[0], providerClientId: 'not-a-uuid', providerId: events[0].clientId }]),
+      rig.engine.store.relayEvents(100, [rig.clientId], (events) => [{ ...events[0], providerClientId: 'not-a-uuid', providerId: events[0].clientId, jobId: null }]),
     ).rejects.toThrow();
     expect(await unrelayed()).toBe(waiting);
     expect(await deliveries()).toBe(delivered);

@@ -44,7 +44,7 @@ describe.runIf(inject('databaseKind') === 'pglite')('the plain-SQL stores on the
         for (const client of clients) client.release();
       }
       await Promise.all([1, 2, 3].map(() => saves.readByLink('user_record', missing)));
-      await deliveries.claim(randomUUID());
+      await deliveries.claim(randomUUID(), 'a-job');
       const during = (await prepared(observer)).filter((name) => !before.includes(name));
       // Four prefixes for the shared name; the read and the claim, each prepared once per connection used.
       expect(during.filter((name) => name.endsWith(':same-name'))).toHaveLength(4);
