@@ -68,8 +68,6 @@ export interface RelayedDelivery {
   id: string;
   entityType: string;
   providerClientId: string;
-  wantedVersion: number;
-  replays: number;
   status: string;
   /** Its job's bundle, null for a job of its own (DeliveryQueues.jobIdOf). */
   jobId: string | null;
@@ -315,7 +313,7 @@ const RELAY_WRITE = `WITH relayed AS (UPDATE outbox_event SET "relayedAt" = now(
      status = CASE WHEN EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN 'PENDING'::"DeliveryStatus" ELSE delivery.status END,
      "jobId" = CASE WHEN delivery.status <> 'PENDING' AND EXCLUDED."wantedVersion" > delivery."deliveredVersion" THEN EXCLUDED."jobId" ELSE delivery."jobId" END,
      "updatedAt" = now()
-   RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId", "wantedVersion", replays,
+   RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId",
              status::text AS status, "jobId", (xmax <> 0) AS existed`;
 
 // The claim of a batch of deliveries ($1: their IDs, $2: the claiming jobs' IDs); see DeliveryStore.claim.
