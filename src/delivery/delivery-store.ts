@@ -252,8 +252,10 @@ export class DeliveryStore {
     await this.pool.query(
       `WITH d AS (
          UPDATE delivery SET status = CASE WHEN $2::text = 'DEAD' THEN 'DEAD'::"DeliveryStatus" ELSE status END,
-           "lastError" = $3, "updatedAt" = CASE WHEN $2::text = 'DEAD' THEN now() ELSE "updatedAt" END,
-           "jobId" = CASE WHEN $11::boolean THEN NULL ELSE "jobId" END
+           "lastError" = $3,
+           "jobId" = CASE WHEN $11::boolean THEN NULL ELSE "jobId" END,
+           -- A hand-over is a change the reconciler leaves alone for its interval: the job follows.
+           "updatedAt" = CASE WHEN $2::text = 'DEAD' OR $11::boolean THEN now() ELSE "updatedAt" END
          WHERE id = $1 RETURNING id)
        INSERT INTO delivery_attempt (id, "deliveryId", version, "idempotencyKey", "startedAt", "durationMs", outcome, calls, "httpStatus", error)
        VALUES ($4, $1, $5, $6, $7, $8, $2::text::"AttemptOutcome", $9, $10, $3)`,

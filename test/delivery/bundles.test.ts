@@ -118,6 +118,25 @@ describe('deliveries queued in bundles', () => {
     for (const uuid of uuids) expect(createsOf(rig, uuid)).toBe(1);
   });
 
+  it('runs a bundle past a delivery it no longer owns (handed to a job of its own), which only that job sends', async () => {
+    const { rig, relay, queue } = s;
+    await queue.pause();
+    const uuids = [await save(rig, 'Gone0'), await save(rig, 'Kept1'), await save(rig, 'Kept2')];
+    expect(await relay.drain()).toBe(3);
+    const handed = (await deliveryOf(rig, uuids[0], 'B'))!;
+    // As a hand-over leaves it, before the job of its own is added.
+    await rig.hub.prisma.delivery.update({ where: { id: handed.id }, data: { jobId: null } });
+    await queue.resume();
+    await eventually(async () => (await deliveryOf(rig, uuids[1], 'B'))?.status === 'DELIVERED' && (await deliveryOf(rig, uuids[2], 'B'))?.status === 'DELIVERED');
+    await eventually(async () => (await jobsWaiting(queue)).length === 0 && (await queue.getActiveCount()) === 0);
+    expect(requestsFor(rig, uuids[0])).toBe(0);
+    expect((await deliveryOf(rig, uuids[0], 'B'))!).toMatchObject({ status: 'PENDING', createAttemptedAt: null });
+
+    await relay.requeue([handed.id]);
+    await settled(rig);
+    for (const uuid of uuids) expect(createsOf(rig, uuid)).toBe(1);
+  });
+
   it('puts a lost bundle back as one job with the same ID and its deliveries', async () => {
     const { rig, relay, queue } = s;
     await queue.pause();
@@ -158,14 +177,16 @@ describe('a bundle whose partner fails some of its deliveries', () => {
       },
     },
   });
-  /** Saves these prospects and relays them in one run: one bundle (one worker). */
+  /** Saves these prospects and relays them in one run: one bundle (one worker), held until it is checked. */
   const bundleOf = async (...names: string[]) => {
+    await s.queue.pause();
     const uuids = [];
     for (const name of names) uuids.push(await save(s.rig, name));
     expect(await s.relay.drain()).toBe(names.length);
     const ids = await Promise.all(uuids.map(async (u) => (await deliveryOf(s.rig, u, 'B'))!.jobId));
     expect(new Set(ids).size).toBe(1);
     expect(ids[0]).toMatch(/^bundle-/);
+    await s.queue.resume();
     return uuids;
   };
 
