@@ -98,13 +98,19 @@ describe('deliveries queued in bundles', () => {
     expect((await deliveryOf(rig, uuids[0], 'B'))!.attemptsLog.map((a) => [a.outcome, a.version])).toEqual([['DELIVERED', 2]]);
   });
 
+  /** Three saves relayed in one run (two workers: bundles of two and one), held on the paused queue; the first's delivery. */
+  const heldBundleOfThree = async (name: string) => {
+    await s.queue.pause();
+    const uuids = [await save(s.rig, `${name}0`), await save(s.rig, `${name}1`), await save(s.rig, `${name}2`)];
+    expect(await s.relay.drain()).toBe(3);
+    const first = (await deliveryOf(s.rig, uuids[0], 'B'))!;
+    expect(first.jobId).toMatch(/^bundle-/);
+    return { uuids, first };
+  };
+
   it('lets only the delivery’s own job claim it: another job’s claim leaves it alone and marks no create as attempted', async () => {
-    const { rig, relay, queue } = s;
-    await queue.pause();
-    const uuids = [await save(rig, 'Own0'), await save(rig, 'Own1'), await save(rig, 'Own2')];
-    expect(await relay.drain()).toBe(3);
-    const d = (await deliveryOf(rig, uuids[0], 'B'))!;
-    expect(d.jobId).toMatch(/^bundle-/);
+    const { rig, queue } = s;
+    const { uuids, first: d } = await heldBundleOfThree('Own');
 
     const stranger = await rig.engine.store.claim(d.id, d.id);
     expect(stranger).toMatchObject({ id: d.id, owned: false });
@@ -120,10 +126,7 @@ describe('deliveries queued in bundles', () => {
 
   it('runs a bundle past a delivery it no longer owns (handed to a job of its own), which only that job sends', async () => {
     const { rig, relay, queue } = s;
-    await queue.pause();
-    const uuids = [await save(rig, 'Gone0'), await save(rig, 'Kept1'), await save(rig, 'Kept2')];
-    expect(await relay.drain()).toBe(3);
-    const handed = (await deliveryOf(rig, uuids[0], 'B'))!;
+    const { uuids, first: handed } = await heldBundleOfThree('Gone');
     // As a hand-over leaves it, before the job of its own is added.
     await rig.hub.prisma.delivery.update({ where: { id: handed.id }, data: { jobId: null } });
     await queue.resume();
