@@ -107,8 +107,12 @@ export class DeliveryQueues {
       if (!jobs) byQueue.set(d.providerClientId, (jobs = new Map()));
       const jobId = jobIdOf({ id: d.deliveryId, jobId: d.jobId });
       const job = jobs.get(jobId);
-      if (!job) jobs.set(jobId, { name: d.jobId ? 'bundle' : d.entityType, jobId, data: d.jobId ? { deliveryIds: [d.deliveryId] } : { deliveryId: d.deliveryId }, attempts: d.attempts, backoffMs: d.backoffMs });
-      else job.data.deliveryIds!.push(d.deliveryId);
+      if (job) {
+        job.data.deliveryIds!.push(d.deliveryId);
+        continue;
+      }
+      const data = d.jobId ? { deliveryIds: [d.deliveryId] } : { deliveryId: d.deliveryId };
+      jobs.set(jobId, { name: d.jobId ? 'bundle' : d.entityType, jobId, data, attempts: d.attempts, backoffMs: d.backoffMs });
     }
     await Promise.all([...byQueue].map(([providerClientId, jobs]) => this.addInChunks(this.queue(providerClientId), [...jobs.values()])));
   }
