@@ -191,7 +191,9 @@ export class OutboxRelay {
    * deliveries have (one per bundle or delivery of its own). Jobs are counted
    * first: a delivery that finishes meanwhile leaves PENDING before its job
    * leaves the queue, so the two counts only disagree this way when jobs were
-   * lost. (The other order saw every
+   * lost, or in the moment between a bundle's hand-over of a delivery and the
+   * add of its own job (the rows re-added then are newer than a reconcile's
+   * age, or their jobs are there and the adds do nothing). (The other order saw every
    * delivery finishing between the two reads as a lost job, and re-added a
    * whole backlog on every reconcile.) A paused queue's jobs are not lost
    * either: Redis counts them as waiting, BullMQ's PostgreSQL backend as paused.
