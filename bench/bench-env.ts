@@ -111,9 +111,10 @@ export async function benchEnv(
  * follows a bulk load (a seeded table, an earlier benchmark's writes) does
  * not share the server with the checkpoint that load set off, which
  * PostgreSQL spreads over minutes (checkpoint_completion_target) and which
- * lands in one run's window and not another's. Not before the delivery
- * backlog: its outbox rows are updated right after they were written, and
- * a checkpoint between the two would add a full-page image per page that a
+ * lands in one run's window and not another's. The delivery backlog takes
+ * it before its rows are written, not between their insert and the run:
+ * its outbox rows are updated right after they were written, and a
+ * checkpoint between the two would add a full-page image per page that a
  * running hub seldom pays. Needs a superuser or pg_checkpoint; without it
  * the measurement goes on, and says so on stderr.
  */

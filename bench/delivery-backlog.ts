@@ -1,6 +1,6 @@
 import { DeliveryEngine } from '../src/delivery/delivery-engine.ts';
 import { createLogger } from '../src/log.ts';
-import { benchEnv, REDIS_URL } from './bench-env.ts';
+import { benchEnv, checkpoint, REDIS_URL } from './bench-env.ts';
 import { startFakePartnerProcess } from './fake-partner-process.ts';
 import { cpuSeconds, cpuSpent, type Part } from './process-cpu.ts';
 
@@ -24,6 +24,9 @@ export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'
     throw error;
   });
   try {
+    // What ran before (the soak's 300,000 saves, an earlier run's deliveries) left dirty buffers, whose
+    // checkpoint PostgreSQL spreads over minutes: written out now, before this run's own writes.
+    await checkpoint((sql) => env.prisma.$executeRawUnsafe(sql));
     // The backlog, written as the API would have: records, A's links, outbox events.
     await env.prisma.$executeRawUnsafe(`
       INSERT INTO user_record (id, "clientId", "clubId", "userType", "userStatus", firstname, lastname, email, "createdBy", "createdDate", "modifiedBy", "modifiedDate", "updatedAt")
