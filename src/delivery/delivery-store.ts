@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
 import { partnerIdSql } from '../store/links.ts';
+import { newRowId } from '../store/row-ids.ts';
 import { isRowFault, POOL_WAIT_MS, storePoolConfig } from '../store/sql-sessions.ts';
 
 /**
@@ -156,13 +156,13 @@ export class DeliveryStore {
       version: attempt.version,
       outcome: attempt.outcome,
       note,
-      attemptId: randomUUID(),
+      attemptId: newRowId(),
       idempotencyKey: attempt.idempotencyKey,
       startedAt: attempt.startedAt,
       durationMs: Date.now() - attempt.startedAt.getTime(),
       calls: attempt.calls,
       httpStatus: attempt.httpStatus,
-      linkId: randomUUID(),
+      linkId: newRowId(),
       entityType: claimed.entityType,
       entityId: claimed.entityId,
       providerId: claimed.targetProviderId,
@@ -227,7 +227,7 @@ export class DeliveryStore {
         name: 'relay-write',
         text: RELAY_WRITE,
         values: [
-          wanted.map(() => randomUUID()), column('entityType'), column('entityId'), column('clientId'), column('providerClientId'),
+          wanted.map(() => newRowId()), column('entityType'), column('entityId'), column('clientId'), column('providerClientId'),
           column('providerId'), column('version'), column('jobId'), events.map((e) => e.id),
         ],
       });
@@ -260,7 +260,7 @@ export class DeliveryStore {
        INSERT INTO delivery_attempt (id, "deliveryId", version, "idempotencyKey", "startedAt", "durationMs", outcome, calls, "httpStatus", error)
        VALUES ($4, $1, $5, $6, $7, $8, $2::text::"AttemptOutcome", $9, $10, $3)`,
       [
-        claimed.id, attempt.outcome, attempt.error?.slice(0, 2000) ?? null, randomUUID(), attempt.version, attempt.idempotencyKey,
+        claimed.id, attempt.outcome, attempt.error?.slice(0, 2000) ?? null, newRowId(), attempt.version, attempt.idempotencyKey,
         attempt.startedAt, Date.now() - attempt.startedAt.getTime(), attempt.calls, attempt.httpStatus, handOver,
       ],
     );

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { AdapterContext, OutboundLeadSource, PartnerLeadSource } from '../../adapters/contract.ts';
 import { normaliseEmail, normaliseName } from '../domain/fan-out.ts';
 import type { PrismaClient, EntityType } from '../store/generated/client.ts';
 import { findPartnerId } from '../store/links.ts';
+import { newRowId } from '../store/row-ids.ts';
 import type { ReceivingConnection } from './connections.ts';
 
 const LIST_TTL_MS = 30_000;
@@ -122,7 +122,7 @@ export class PartnerSync {
       this.prisma.link.deleteMany({ where: { providerId, entityType, entityId, clubId, NOT: { externalId } } }),
       this.prisma.$executeRaw`
         INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
-        VALUES (${randomUUID()}::uuid, ${entityType}::"EntityType", ${entityId}::uuid, ${providerId}::uuid, ${clubId}::uuid, ${externalId})
+        VALUES (${newRowId()}::uuid, ${entityType}::"EntityType", ${entityId}::uuid, ${providerId}::uuid, ${clubId}::uuid, ${externalId})
         ON CONFLICT ("providerId", "entityType", "clubId", "externalId") DO NOTHING`,
     ]);
   }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import type { ProviderInfo } from '../domain/fields.ts';
 import { LEAD_SOURCE_SCHEMA } from '../domain/lead-source-record.ts';
@@ -6,6 +5,7 @@ import { mergeFields, validateFields, type FieldValues } from '../domain/record-
 import type { PrismaClient } from '../store/generated/client.ts';
 import type { RecordStore } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
+import { newRowId } from '../store/row-ids.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { nextVersion, refuseIfStale, rejectSave, requireProviderInfo, saveWithRetries, scopeOf } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
@@ -35,7 +35,7 @@ export class LeadSourceService {
 
     const outcome = await saveWithRetries(async (): Promise<SaveOutcome | undefined> => {
       const found = await this.store.readByLink('lead_source', linkKey);
-      const entityId = found?.entityId ?? randomUUID();
+      const entityId = found?.entityId ?? newRowId();
       const stored = (found?.row ?? null) as { version: number } | null;
       const storedValues = stored ? fromColumns(LEAD_SOURCE_SCHEMA, stored) : null;
       if (!stored) {

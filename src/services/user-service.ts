@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { HubError, ValidationError } from '../errors/hub-error.ts';
 import { ID_MAX, type ProviderInfo } from '../domain/fields.ts';
 import { mergeFields, requiredMissing, validateFields, type FieldValues } from '../domain/record-schema.ts';
@@ -8,6 +7,7 @@ import type { PrismaClient, Prisma } from '../store/generated/client.ts';
 import { findLinkedEntity, type LinkKey } from '../store/links.ts';
 import type { LinkedRow, RecordStore, UserAsProvider } from '../store/record-store.ts';
 import { fromColumns } from '../store/record-rows.ts';
+import { newRowId } from '../store/row-ids.ts';
 import type { RecordSave } from '../wire/record-codec.ts';
 import { nextVersion, refuseIfStale, rejectSave, requireProviderInfo, saveWithRetries, scopeOf, type RecordScope } from './record-scope.ts';
 import type { Principal, TenancyService } from './tenancy.ts';
@@ -112,7 +112,7 @@ export class UserService {
     references: Awaited<ReturnType<UserService['resolveReferences']>>,
     found: LinkedRow | undefined,
   ): Promise<SaveOutcome | { stored: LinkedRow | undefined } | undefined> {
-    const entityId = found?.entityId ?? randomUUID();
+    const entityId = found?.entityId ?? newRowId();
     const stored = (found?.row ?? null) as StoredUser | null;
     const storedValues = stored ? fromColumns(USER_SCHEMA, stored) : null;
     if (!stored) {

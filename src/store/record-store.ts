@@ -5,6 +5,7 @@ import { Batcher, type BatcherOptions } from './batcher.ts';
 import { isRowFault, POOL_WAIT_MS, storePoolConfig } from './sql-sessions.ts';
 import { partnerIdSql, type LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
+import { newRowId } from './row-ids.ts';
 
 /**
  * The save path in plain SQL on its own pool. A save is two statements:
@@ -321,6 +322,7 @@ async function createMany(db: Queryable, table: RecordTable, schema: RecordSchem
     { as: 'link_type', type: '"EntityType"', of: (w) => w.key.entityType },
     { as: 'provider', type: 'uuid', of: (w) => w.key.providerId },
     { as: 'external', type: 'text', of: (w) => w.key.externalId },
+    { as: 'link_id', type: 'uuid', of: () => newRowId() },
   ]);
   const own = names.map((_, j) => `t.c${j}`);
   const statement = unnestStatement(
@@ -328,7 +330,7 @@ async function createMany(db: Queryable, table: RecordTable, schema: RecordSchem
     columns,
     // Links in a stable order, so two batches claiming the same key wait for each other instead of deadlocking.
     `, l AS (INSERT INTO link (id, "entityType", "entityId", "providerId", "clubId", "externalId")
-        SELECT gen_random_uuid(), t.link_type, t.id, t.provider, t.club, t.external FROM t ORDER BY t.provider, t.club, t.external
+        SELECT t.link_id, t.link_type, t.id, t.provider, t.club, t.external FROM t ORDER BY t.provider, t.club, t.external
         ON CONFLICT ("providerId", "entityType", "clubId", "externalId") DO NOTHING RETURNING "entityId"),
      w AS (INSERT INTO ${table} (id, "clientId", "clubId", version, "updatedAt", ${names.join(', ')})
         SELECT t.id, t.client, t.club, t.version, now(), ${own.join(', ')} FROM t JOIN l ON l."entityId" = t.id RETURNING id),

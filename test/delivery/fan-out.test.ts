@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { version as uuidVersion } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API, userXml } from '../support/test-hub.ts';
 import { eventually, settled, startRig, type Rig } from '../support/delivery-rig.ts';
@@ -77,6 +78,8 @@ describe('a change reaches every other receiving partner of the client', () => {
     const deliveries = await rig.hub.prisma.delivery.findMany({ where: { entityId: uuid }, include: { attemptsLog: true } });
     expect(deliveries).toHaveLength(1);
     expect(deliveries[0]).toMatchObject({ status: 'DELIVERED', wantedVersion: 1, deliveredVersion: 1 });
+    // Time-ordered IDs (UUID version 7), as the record's own.
+    expect([uuid, deliveries[0].id, deliveries[0].attemptsLog[0].id].map(uuidVersion)).toEqual([7, 7, 7]);
     expect(deliveries[0].attemptsLog[0]).toMatchObject({ outcome: 'DELIVERED', version: 1, httpStatus: 201 });
     expect(deliveries[0].attemptsLog[0].calls).toMatch(/^createUser 201 \d+ms/);
     expect(deliveries[0].attemptsLog[0].idempotencyKey).toBe(eventIdOf(uuid, 1));

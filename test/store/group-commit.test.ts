@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import request from 'supertest';
+import { version as uuidVersion } from 'uuid';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { USER_SCHEMA } from '../../src/domain/user-record.ts';
 import { API, createTestHub, turnUpTenant, userXml, type Tenant, type TestHub } from '../support/test-hub.ts';
@@ -41,6 +42,17 @@ describe('group commit of saves', () => {
     expect(events.filter((e) => e.entityId === sameId).map((e) => e.version).sort()).toEqual([1, 2, 3, 4, 5, 6]);
     expect(events.filter((e) => e.entityId !== sameId)).toHaveLength(60);
     expect(await hub.prisma.link.count({ where: { externalId: { startsWith: 'gc-' }, entityId: { in: uuids } } })).toBe(61);
+  });
+
+  it('gives new records and their links time-ordered IDs (UUID version 7): each one made later sorts after the ones before', async () => {
+    const uuids: string[] = [];
+    for (let i = 0; i < 3; i++) uuids.push(xml((await post(userXml(tenant, `gc-ordered-${i}`, prospect))).text).response.uuid as string);
+    expect(uuids.map(uuidVersion)).toEqual([7, 7, 7]);
+    expect([...uuids].sort()).toEqual(uuids);
+    const links = await hub.prisma.link.findMany({ where: { entityId: { in: uuids } }, select: { id: true, entityId: true } });
+    const linkIds = uuids.map((uuid) => links.find((l) => l.entityId === uuid)!.id);
+    expect(linkIds.map(uuidVersion)).toEqual([7, 7, 7]);
+    expect([...linkIds].sort()).toEqual(linkIds);
   });
 
   // PostgreSQL only: PGlite serves one session, so a second transaction holding a row lock cannot exist there.
