@@ -33,6 +33,9 @@ export interface DeliveryEngineOptions {
 /** The relay's spacing on a database of one shared session (OutboxRelayOptions.spacingMs): deliveries start up to this much later. */
 const ONE_SESSION_RELAY_SPACING_MS = 50;
 
+/** Events relayed between vacuums on a database without autovacuum (OutboxRelayOptions.vacuumEvery). */
+const VACUUM_EVERY_EVENTS = 10_000;
+
 /**
  * The worker role: the outbox relay, one BullMQ worker per receiving
  * connection, and the reconciler that re-adds what a queue lost.
@@ -62,6 +65,8 @@ export class DeliveryEngine {
       intervalMs: options.defaults.relayIntervalMs,
       clientIds: options.clientIds,
       spacingMs: oneSession ? ONE_SESSION_RELAY_SPACING_MS : 0,
+      // The embedded PGlite (the one database of one shared session) runs no autovacuum.
+      vacuumEvery: oneSession ? VACUUM_EVERY_EVENTS : undefined,
     });
     const engine = new DeliveryEngine(options, backend, registry, queues, relay, new RecordDelivery(options.prisma, new PartnerSync(options.prisma)), store);
     await engine.syncWorkers();

@@ -266,6 +266,15 @@ export class DeliveryStore {
     );
   }
 
+  /**
+   * Reclaims the dead rows of the tables whose indexes the relay and the
+   * reconciler walk (unrelayed events, pending deliveries); see
+   * OutboxRelayOptions.vacuumEvery.
+   */
+  async vacuum(): Promise<void> {
+    await this.pool.query('VACUUM outbox_event, delivery');
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

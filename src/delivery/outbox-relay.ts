@@ -31,6 +31,16 @@ export interface OutboxRelayOptions {
    * uses, for several round trips: fewer, larger runs cost the saves less.
    */
   spacingMs?: number;
+  /**
+   * Vacuum the tables the relay and the reconciler walk by index after
+   * this many events relayed (undefined: never; a server's autovacuum
+   * does it). On a database without autovacuum (the embedded PGlite) the
+   * index of unrelayed events keeps an entry for every event ever
+   * relayed, and each run's read walks them all: on PGlite, 5.7 ms a read
+   * after 100,000 events, 0.57 ms after a VACUUM, which costs ~15-40 ms
+   * every 10,000 events.
+   */
+  vacuumEvery?: number;
 }
 
 /**
@@ -48,6 +58,7 @@ export class OutboxRelay {
   private lastEnded = 0;
   private again = false;
   private stopped = false;
+  private relayedSinceVacuum = 0;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -71,6 +82,11 @@ export class OutboxRelay {
   /** The least time between the end of a run and the start of one woken by a save (OutboxRelayOptions.spacingMs). */
   get spacingMs(): number {
     return this.options.spacingMs ?? 0;
+  }
+
+  /** Events relayed between vacuums (OutboxRelayOptions.vacuumEvery); undefined: the relay never vacuums. */
+  get vacuumEvery(): number | undefined {
+    return this.options.vacuumEvery;
   }
 
   /** Relays now, or once `spacingMs` after the last run (called by the API in the same process after a save). */
@@ -118,7 +134,21 @@ export class OutboxRelay {
     for (;;) {
       const count = await this.relayBatch();
       total += count;
-      if (count < this.batchSize) return total;
+      if (count < this.batchSize) break;
+    }
+    await this.vacuumIfDue(total);
+    return total;
+  }
+
+  private async vacuumIfDue(relayed: number): Promise<void> {
+    const every = this.options.vacuumEvery;
+    if (every === undefined || (this.relayedSinceVacuum += relayed) < every) return;
+    this.relayedSinceVacuum = 0;
+    try {
+      await this.store.vacuum();
+    } catch (error) {
+      // The events are relayed: a failed vacuum is tried again after the next `vacuumEvery`.
+      this.logger.warn({ err: error }, 'vacuum of the outbox and deliveries failed');
     }
   }
 

@@ -119,6 +119,30 @@ describe('the outbox relay', () => {
     expect(rig.engine.relay.spacingMs).toBe(inject('databaseKind') === 'pglite' ? 50 : 0);
   });
 
+  it('vacuums the unrelayed-event and delivery tables once every `vacuumEvery` events it relays', async () => {
+    const vacuums = async () => {
+      const rows = await rig.hub.prisma.$queryRaw<{ relname: string; vacuums: number }[]>`
+        SELECT relname::text, vacuum_count::int AS vacuums FROM pg_stat_user_tables WHERE relname IN ('outbox_event', 'delivery') ORDER BY relname`;
+      return rows.map((r) => `${r.relname} ${r.vacuums}`);
+    };
+    const vacuuming = relay({ vacuumEvery: 3 });
+    const before = await vacuums();
+    await saveAtA();
+    await saveAtA();
+    expect(await vacuuming.drain()).toBe(2);
+    expect(await vacuums()).toEqual(before);
+    await saveAtA();
+    await saveAtA();
+    expect(await vacuuming.drain()).toBe(2);
+    const once = before.map((row) => row.replace(/\d+$/, (n) => String(Number(n) + 1)));
+    await eventually(async () => JSON.stringify(await vacuums()) === JSON.stringify(once), 5_000);
+    expect(await vacuums()).toEqual(once);
+  });
+
+  it('is set by the engine to vacuum on the embedded database, which runs no autovacuum, and not on PostgreSQL', () => {
+    expect(rig.engine.relay.vacuumEvery).toBe(inject('databaseKind') === 'pglite' ? 10_000 : undefined);
+  });
+
   it('while a backlog is being delivered, finds no job lost: a delivery finishing between its two counts is not one', async () => {
     const b = rig.partners.B.fake!;
     // 100 deliveries finishing over about half a second (20 ms per call, 5 at a time), each counted
