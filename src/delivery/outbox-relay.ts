@@ -142,7 +142,9 @@ export class OutboxRelay {
 
   private async vacuumIfDue(relayed: number): Promise<void> {
     const every = this.options.vacuumEvery;
-    if (every === undefined || (this.relayedSinceVacuum += relayed) < every) return;
+    if (every === undefined) return;
+    this.relayedSinceVacuum += relayed;
+    if (this.relayedSinceVacuum < every) return;
     this.relayedSinceVacuum = 0;
     try {
       await this.store.vacuum();
