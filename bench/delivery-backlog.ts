@@ -48,7 +48,7 @@ export async function deliveryBacklog(options: { database: 'postgres' | 'pglite'
       databaseUrl: env.databaseUrl,
       embedded: options.database === 'pglite',
       redisUrl: options.queue === 'redis' ? REDIS_URL : undefined,
-      defaults: { concurrency: 50, attempts: 5, backoffMs: 500, timeoutMs: 10_000, relayIntervalMs: 50, reconcileIntervalMs: 60_000 },
+      defaults: { concurrency: 50, attempts: 5, backoffMs: 500, timeoutMs: 10_000, relayIntervalMs: 50, reconcileIntervalMs: 60_000, eventRetentionMs: 7 * 24 * 3_600_000 },
       logger: createLogger('warn'),
     });
     const deadline = Date.now() + 30 * 60_000;

@@ -46,6 +46,8 @@ export interface DeliveryDefaults {
   relayIntervalMs: number;
   /** How often pending deliveries are checked against the queue. @defaultValue 30000 */
   reconcileIntervalMs: number;
+  /** How long change events are kept after they are relayed. @defaultValue 7 days */
+  eventRetentionMs: number;
 }
 
 const env = z.object({
@@ -72,6 +74,7 @@ const env = z.object({
   CONNECTOR_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   CONNECTOR_RELAY_INTERVAL_MS: z.coerce.number().int().min(10).default(100),
   CONNECTOR_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
+  CONNECTOR_EVENT_RETENTION_HOURS: z.coerce.number().min(0).default(168),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -110,6 +113,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.CONNECTOR_DELIVERY_TIMEOUT_MS,
       relayIntervalMs: e.CONNECTOR_RELAY_INTERVAL_MS,
       reconcileIntervalMs: e.CONNECTOR_RECONCILE_INTERVAL_MS,
+      eventRetentionMs: e.CONNECTOR_EVENT_RETENTION_HOURS * 3_600_000,
     },
   };
 }

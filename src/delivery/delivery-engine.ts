@@ -36,14 +36,20 @@ const ONE_SESSION_RELAY_SPACING_MS = 50;
 /** Events relayed between vacuums on a database without autovacuum (OutboxRelayOptions.vacuumEvery). */
 const VACUUM_EVERY_EVENTS = 10_000;
 
+/** How often relayed change events older than their retention are deleted (and once at start). */
+const PRUNE_EVERY_MS = 10 * 60_000;
+
 /**
  * The worker role: the outbox relay, one BullMQ worker per receiving
- * connection, and the reconciler that re-adds what a queue lost.
+ * connection, the reconciler that re-adds what a queue lost, and the
+ * prune of relayed change events.
  */
 export class DeliveryEngine {
   private readonly workers = new Map<string, { worker: ConnectionWorker; signature: string }>();
   private timers: NodeJS.Timeout[] = [];
   private syncing: Promise<void> | undefined;
+  private pruning: Promise<number> | undefined;
+  private readonly stopping = new AbortController();
 
   private constructor(
     private readonly options: DeliveryEngineOptions,
@@ -73,8 +79,10 @@ export class DeliveryEngine {
     // Whatever was pending when the last process stopped (or crashed) goes back on the queue first.
     await relay.reconcile(0);
     relay.start();
+    void engine.pruneEvents();
     engine.timers.push(
       setInterval(() => void engine.syncWorkers(), options.refreshMs ?? 5_000),
+      setInterval(() => void engine.pruneEvents(), PRUNE_EVERY_MS),
       setInterval(
         () => void relay.reconcile(options.defaults.reconcileIntervalMs).catch((err) => options.logger.error({ err }, 'reconcile failed')),
         options.defaults.reconcileIntervalMs,
@@ -87,6 +95,27 @@ export class DeliveryEngine {
   /** A change was committed in this process: relay it now rather than at the next tick. */
   wake(): void {
     this.relay.wake();
+  }
+
+  /**
+   * Deletes the change events relayed longer ago than the retention
+   * (`defaults.eventRetentionMs`); one prune at a time, none once stopping.
+   * Resolves to how many were deleted (0 when it failed, which is logged:
+   * the next one retries).
+   */
+  pruneEvents(): Promise<number> {
+    this.pruning ??= this.relay
+      .prune(this.options.defaults.eventRetentionMs, this.stopping.signal)
+      .then((deleted) => {
+        if (deleted > 0) this.options.logger.info({ deleted }, 'deleted relayed change events past their retention');
+        return deleted;
+      })
+      .catch((err) => {
+        this.options.logger.error({ err }, 'could not delete relayed change events; retrying at the next prune');
+        return 0;
+      })
+      .finally(() => (this.pruning = undefined));
+    return this.pruning;
   }
 
   /** Starts, restarts (settings changed) or stops connection workers to match the turn-up. */
@@ -137,7 +166,10 @@ export class DeliveryEngine {
   /** Stops taking jobs, lets in-flight deliveries finish, closes the queues. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    // A long prune (the first after an upgrade) ends after its batch in hand.
+    this.stopping.abort();
     await this.syncing;
+    await this.pruning;
     await this.relay.stop();
     await Promise.all([...this.workers.values()].map((w) => w.worker.close()));
     this.workers.clear();

@@ -200,27 +200,17 @@ export class DeliveryStore {
     clientIds: string[] | undefined,
     fanOut: (events: RelayEvent[]) => WantedDelivery[],
   ): Promise<{ events: number; deliveries: RelayedDelivery[] }> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    // A connection lost while held (a restart, a failover) fails the statement in flight; without a
-    // listener its 'error' event would also end the process (the pool listens only to idle ones).
-    const lost = (error: Error) => (broken = error);
-    client.on('error', lost);
-    try {
-      // Every statement below reaches its rows by key, and the event read should walk the
-      // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind a
-      // burst of events: the planner then expects a handful of unrelayed rows and picks a bitmap
-      // scan that reads and sorts every unrelayed event, and sequential scans to update events
-      // by ID, for every batch (a 100,000-event backlog costs quadratically). A run that cannot
-      // finish within a minute (a lock held elsewhere) gives up, and the next tick tries again.
-      await client.query(`BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL statement_timeout = '60s'`);
+    // Every statement below reaches its rows by key, and the event read should walk the
+    // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind a
+    // burst of events: the planner then expects a handful of unrelayed rows and picks a bitmap
+    // scan that reads and sorts every unrelayed event, and sequential scans to update events
+    // by ID, for every batch (a 100,000-event backlog costs quadratically). A run that cannot
+    // finish within a minute (a lock held elsewhere) gives up, and the next tick tries again.
+    return this.byKeys(async (client) => {
       const { rows: events } = await client.query<RelayEvent>(
         clientIds ? { name: 'relay-read-of', text: relayRead('AND e."clientId" = ANY($2::uuid[])'), values: [limit, clientIds] } : { name: 'relay-read', text: relayRead(''), values: [limit] },
       );
-      if (events.length === 0) {
-        await client.query('COMMIT');
-        return { events: 0, deliveries: [] };
-      }
+      if (events.length === 0) return { events: 0, deliveries: [] };
       const wanted = fanOut(events);
       const column = <K extends keyof WantedDelivery>(key: K) => wanted.map((w) => w[key]);
       const { rows: deliveries } = await client.query<RelayedDelivery>({
@@ -231,8 +221,28 @@ export class DeliveryStore {
           column('providerId'), column('version'), column('jobId'), events.map((e) => e.id),
         ],
       });
-      await client.query('COMMIT');
       return { events: events.length, deliveries };
+    });
+  }
+
+  /**
+   * Runs `work` in a transaction of its own that reaches rows by index only
+   * (no bitmap or sequential scans, whatever the statistics say) and gives
+   * up on a statement that takes over a minute. Commits what `work` returns
+   * from, rolls back what it throws.
+   */
+  private async byKeys<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    // A connection lost while held (a restart, a failover) fails the statement in flight; without a
+    // listener its 'error' event would also end the process (the pool listens only to idle ones).
+    const lost = (error: Error) => (broken = error);
+    client.on('error', lost);
+    try {
+      await client.query(`BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL statement_timeout = '60s'`);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
     } catch (error) {
       await client.query('ROLLBACK').catch((failed: Error) => (broken = failed));
       throw error;
@@ -264,6 +274,35 @@ export class DeliveryStore {
         attempt.startedAt, Date.now() - attempt.startedAt.getTime(), attempt.calls, attempt.httpStatus, handOver,
       ],
     );
+  }
+
+  /**
+   * Deletes the change events relayed more than `retentionMs` ago (of these
+   * clients, or all), oldest first, `batchSize` a statement, and stops at
+   * the first event made within that time: events are read in the order
+   * they were made, so none after it is older. An unrelayed event stays,
+   * whatever its age. An aborted `signal` ends it after the batch in hand.
+   * Returns how many were deleted.
+   */
+  async pruneRelayed(retentionMs: number, options: { clientIds?: string[]; batchSize?: number; signal?: AbortSignal } = {}): Promise<number> {
+    const { clientIds, batchSize = 1_000, signal } = options;
+    let deleted = 0;
+    let after = '0';
+    while (!signal?.aborted) {
+      // As the relay's read, the events are walked in their seq index's order.
+      const page = await this.byKeys(async (client) => {
+        const { rows } = await client.query<{ deleted: number; read: number; last: string | null; young: boolean }>({
+          name: 'prune-relayed',
+          text: PRUNE_RELAYED,
+          values: [after, batchSize, retentionMs / 1000, clientIds ?? null],
+        });
+        return rows[0];
+      });
+      deleted += page.deleted;
+      if (page.young || page.read < batchSize || page.last === null) break;
+      after = page.last;
+    }
+    return deleted;
   }
 
   /**
@@ -326,6 +365,20 @@ const RELAY_WRITE = `WITH relayed AS (UPDATE outbox_event SET "relayedAt" = now(
      "updatedAt" = now()
    RETURNING id::text AS id, "entityType"::text AS "entityType", "providerClientId"::text AS "providerClientId",
              status::text AS status, "jobId", (xmax <> 0) AS existed`;
+
+// One batch of DeliveryStore.pruneRelayed: the next $2 events after seq $1 (of clients $4, or all),
+// and of them, the ones before the first made within $3 seconds that were relayed before that.
+const PRUNE_RELAYED = `WITH page AS (
+     SELECT seq, "createdAt" >= now() - make_interval(secs => $3) AS young FROM outbox_event
+     WHERE seq > $1::bigint AND ($4::uuid[] IS NULL OR "clientId" = ANY($4::uuid[])) ORDER BY seq LIMIT $2),
+   bound AS (SELECT min(seq) AS seq FROM page WHERE young),
+   gone AS (
+     DELETE FROM outbox_event e USING page p
+     WHERE e.seq = p.seq AND p.seq < COALESCE((SELECT seq FROM bound), 9223372036854775807)
+       AND e."relayedAt" < now() - make_interval(secs => $3)
+     RETURNING 1)
+   SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM page)::int AS read,
+          (SELECT max(seq) FROM page)::text AS last, (SELECT seq FROM bound) IS NOT NULL AS young`;
 
 // The claim of a batch of deliveries ($1: their IDs, $2: the claiming jobs' IDs); see DeliveryStore.claim.
 const CLAIM = `WITH before AS (

@@ -146,12 +146,29 @@ export class OutboxRelay {
     this.relayedSinceVacuum += relayed;
     if (this.relayedSinceVacuum < every) return;
     this.relayedSinceVacuum = 0;
+    // The events are relayed: a failed vacuum is tried again after the next `vacuumEvery`.
+    await this.vacuum();
+  }
+
+  private async vacuum(): Promise<void> {
     try {
       await this.store.vacuum();
     } catch (error) {
-      // The events are relayed: a failed vacuum is tried again after the next `vacuumEvery`.
       this.logger.warn({ err: error }, 'vacuum of the outbox and deliveries failed');
     }
+  }
+
+  /**
+   * Deletes the change events (of the relay's clients) relayed more than
+   * `retentionMs` ago: the deliveries they made carry on without them. On a
+   * database the relay vacuums (`vacuumEvery`), a prune that deleted any
+   * vacuums too. An aborted `signal` ends it after the batch in hand.
+   * Returns how many were deleted.
+   */
+  async prune(retentionMs: number, signal?: AbortSignal): Promise<number> {
+    const deleted = await this.store.pruneRelayed(retentionMs, { clientIds: this.options.clientIds, signal });
+    if (deleted > 0 && this.options.vacuumEvery !== undefined) await this.vacuum();
+    return deleted;
   }
 
   private get batchSize(): number {

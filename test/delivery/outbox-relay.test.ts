@@ -1,6 +1,7 @@
 import type { JobType } from 'bullmq';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
 import { createLogger } from '../../src/log.ts';
 import { API, userXml } from '../support/test-hub.ts';
@@ -211,5 +212,89 @@ describe('the outbox relay', () => {
     await pause(300);
     expect(await unrelayed()).toBe(1);
     expect(await relay({}).drain()).toBe(1);
+  });
+});
+
+describe('the prune of relayed change events', () => {
+  const HOUR = 3_600_000;
+  const events = () => rig.hub.prisma.outboxEvent.findMany({ where: { clientId: rig.clientId }, orderBy: { seq: 'asc' } });
+  /** Makes events of the client look made and relayed `hours` earlier than they were. */
+  const backdate = (hours: number, ids?: string[]) =>
+    rig.hub.prisma.$executeRaw`UPDATE outbox_event SET "createdAt" = "createdAt" - make_interval(hours => ${hours}),
+      "relayedAt" = "relayedAt" - make_interval(hours => ${hours})
+      WHERE "clientId" = ${rig.clientId}::uuid AND (${ids ?? null}::uuid[] IS NULL OR id = ANY(${ids ?? null}::uuid[]))`;
+
+  it('deletes the events relayed longer ago than the retention, oldest first over as many batches as it takes; keeps unrelayed ones, whatever their age, and stops at the first young one', async () => {
+    // An even number of events before the last two, so that in batches of two the young one opens
+    // a batch and the old one after it is read with it.
+    const earlier = (await events()).length;
+    for (let i = 0; i < 8 + (earlier % 2); i++) await saveAtA();
+    await relay({}).drain();
+    const all = await events();
+    // The last two: one made and relayed now, then one made and relayed two hours ago (events are
+    // walked in the order they were made). Every event before them (this file's earlier ones too)
+    // made and relayed two hours ago, but one, among the last of them, was never relayed.
+    const [young, lateOld] = all.slice(-2);
+    const old = all.slice(0, -2);
+    await backdate(2, [...old, lateOld].map((e) => e.id));
+    const stuck = old[old.length - 2];
+    await rig.hub.prisma.outboxEvent.update({ where: { id: stuck.id }, data: { relayedAt: null } });
+    const deliveries = () => rig.hub.prisma.delivery.findMany({ where: { clientId: rig.clientId }, orderBy: { id: 'asc' } });
+    await eventually(async () => (await deliveries()).every((d) => d.status !== 'PENDING'), 10_000);
+    const delivered = await deliveries();
+    expect(await rig.engine.store.pruneRelayed(HOUR, { clientIds: [rig.clientId], batchSize: 2 })).toBe(old.length - 1);
+    expect((await events()).map((e) => e.id)).toEqual([stuck.id, young.id, lateOld.id]);
+    // Nothing more to delete, and a retention longer than their age keeps them.
+    expect(await rig.engine.store.pruneRelayed(HOUR, { clientIds: [rig.clientId], batchSize: 2 })).toBe(0);
+    expect(await rig.engine.store.pruneRelayed(3 * HOUR, { clientIds: [rig.clientId] })).toBe(0);
+    expect(await events()).toHaveLength(3);
+    // The deliveries the deleted events made are untouched, and the stuck event is still relayed when its turn comes.
+    expect(await deliveries()).toEqual(delivered);
+    expect(await unrelayed()).toBe(1);
+    expect(await relay({}).drain()).toBe(1);
+  });
+
+  it('prunes only the relay’s clients, and nothing once stopping', async () => {
+    await saveAtA();
+    await relay({}).drain();
+    await backdate(2);
+    const before = (await events()).length;
+    expect(before).toBeGreaterThan(0);
+    const otherClient = relay({ clientIds: [crypto.randomUUID()] });
+    expect(await otherClient.prune(HOUR)).toBe(0);
+    // Nor once its engine is stopping.
+    expect(await relay({}).prune(HOUR, AbortSignal.abort())).toBe(0);
+    expect(await events()).toHaveLength(before);
+    expect(await relay({}).prune(HOUR)).toBe(before);
+    expect(await events()).toHaveLength(0);
+  });
+
+  it('vacuums after a prune that deleted events, on a relay that vacuums (the embedded database)', async () => {
+    const vacuums = async () => {
+      const [row] = await rig.hub.prisma.$queryRaw<{ vacuums: number }[]>`SELECT vacuum_count::int AS vacuums FROM pg_stat_user_tables WHERE relname = 'outbox_event'`;
+      return row.vacuums;
+    };
+    const vacuuming = relay({ vacuumEvery: 1_000_000 });
+    const before = await vacuums();
+    expect(await vacuuming.prune(HOUR)).toBe(0);
+    expect(await vacuums()).toBe(before);
+    await saveAtA();
+    await relay({}).drain();
+    await backdate(2);
+    expect(await vacuuming.prune(HOUR)).toBe(1);
+    await eventually(async () => (await vacuums()) === before + 1, 5_000);
+  });
+
+  it('is run by the engine with the configured retention (CONNECTOR_EVENT_RETENTION_HOURS, a week by default)', async () => {
+    await saveAtA();
+    await saveAtA();
+    await relay({}).drain();
+    const [first] = await events();
+    await backdate(24 * 7 + 1, [first.id]);
+    expect(await rig.engine.pruneEvents()).toBe(1);
+    expect(await events()).toHaveLength(1);
+    expect(loadConfig({}).delivery.eventRetentionMs).toBe(7 * 24 * HOUR);
+    expect(loadConfig({ CONNECTOR_EVENT_RETENTION_HOURS: '0.5' }).delivery.eventRetentionMs).toBe(HOUR / 2);
+    expect(() => loadConfig({ CONNECTOR_EVENT_RETENTION_HOURS: '-1' })).toThrow(/CONNECTOR_EVENT_RETENTION_HOURS/);
   });
 });

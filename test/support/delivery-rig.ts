@@ -26,6 +26,7 @@ export const FAST_DELIVERY: DeliveryDefaults = {
   timeoutMs: 2_000,
   relayIntervalMs: 50,
   reconcileIntervalMs: 2_000,
+  eventRetentionMs: 7 * 24 * 3_600_000,
 };
 
 export interface PartnerSetup {
