@@ -4,9 +4,9 @@ import type { SecretBox } from '../security/secret-box.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
 import { servesOneSession } from '../store/sql-sessions.ts';
 import { ConnectionRegistry } from './connections.ts';
-import { DeliveryQueues, queueNameOf, type DeliveryJob } from './delivery-queues.ts';
+import { DeliveryQueues, queueNameOf } from './delivery-queues.ts';
 import { DeliveryStore } from './delivery-store.ts';
-import { ConnectionWorker, jitteredBackoff } from './delivery-worker.ts';
+import { ConnectionWorker, deliveryBackoff } from './delivery-worker.ts';
 import { RecordDelivery } from './deliver-record.ts';
 import { OutboxRelay } from './outbox-relay.ts';
 import { PartnerSync } from './partner-sync.ts';
@@ -147,10 +147,7 @@ export class DeliveryEngine {
         // already fetched; longer than the lock, they lose it and stall (twice: failed for good).
         maximumRateLimitDelay: Math.floor(worker.lockMs / 2),
         // A job a bundle handed a delivery to goes on from the bundle's attempts (DeliveryJob.attemptsBefore).
-        settings: {
-          backoffStrategy: (attemptsMade: number, _type?: string, _err?: Error, job?: { data: DeliveryJob }) =>
-            jitteredBackoff(attemptsMade + (job?.data.attemptsBefore ?? 0), conn.settings.backoffMs),
-        },
+        settings: { backoffStrategy: deliveryBackoff(conn.settings.backoffMs) },
       });
       worker.worker.on('error', (err) => this.options.logger.error({ err, provider: conn.providerCode }, 'delivery worker error'));
       this.workers.set(conn.providerClientId, { worker, signature });

@@ -18,6 +18,16 @@ export function jitteredBackoff(attemptsMade: number, baseMs: number): number {
 }
 
 /**
+ * A connection's BullMQ backoff strategy: jitteredBackoff, going on from the
+ * attempts a bundle made before it handed the delivery to this job
+ * (DeliveryJob.attemptsBefore), as if the job had made them.
+ */
+export function deliveryBackoff(baseMs: number) {
+  return (attemptsMade: number, _type?: string, _err?: Error, job?: { data: DeliveryJob }): number =>
+    jitteredBackoff(attemptsMade + (job?.data.attemptsBefore ?? 0), baseMs);
+}
+
+/**
  * Processes one connection's deliveries: takes the record's lease (one job
  * per record in flight), delivers its latest version, writes the attempt to
  * the history, and maps partner failures to BullMQ's signals in this one

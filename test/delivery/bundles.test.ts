@@ -1,4 +1,5 @@
 import type { Job, JobType, Queue } from 'bullmq';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryJob } from '../../src/delivery/delivery-queues.ts';
 import { OutboxRelay } from '../../src/delivery/outbox-relay.ts';
@@ -140,6 +141,25 @@ describe('deliveries queued in bundles', () => {
     for (const uuid of uuids) expect(createsOf(rig, uuid)).toBe(1);
   });
 
+  it('stamps a delivery a bundle hands over as changed, so a reconcile before its own job is added leaves it alone', async () => {
+    const { rig, relay, queue } = s;
+    const { uuids, first } = await heldBundleOfThree('Stamp');
+    await rig.hub.prisma.$executeRaw`UPDATE delivery SET "updatedAt" = now() - interval '1 hour' WHERE id = ${first.id}::uuid`;
+    const claimed = (await rig.engine.store.claim(first.id, first.jobId!))!;
+    const attempt = { version: 1, idempotencyKey: crypto.randomUUID(), startedAt: new Date(), calls: 'createUser 503', httpStatus: 503, error: 'HTTP 503' };
+    await rig.engine.store.fail(claimed, { ...attempt, outcome: 'RETRY' }, true);
+    const handed = (await deliveryOf(rig, uuids[0], 'B'))!;
+    expect(handed).toMatchObject({ status: 'PENDING', jobId: null });
+    expect(Date.now() - handed.updatedAt.getTime()).toBeLessThan(60_000);
+    // Its own job is not added yet: the queue holds fewer jobs than the pending deliveries need,
+    // but none of them has been left alone for a minute.
+    expect(await relay.reconcile(60_000)).toBe(0);
+    await relay.requeue([first.id]);
+    await queue.resume();
+    await settled(rig);
+    for (const uuid of uuids) expect(createsOf(rig, uuid)).toBe(1);
+  });
+
   it('puts a lost bundle back as one job with the same ID and its deliveries', async () => {
     const { rig, relay, queue } = s;
     await queue.pause();
@@ -224,8 +244,19 @@ describe('a bundle whose partner fails some of its deliveries', () => {
     await settled(s.rig);
     const d = (await deliveryOf(s.rig, refused, 'B'))!;
     expect(d.status).toBe('DEAD');
+    expect(d.jobId).toMatch(/^bundle-/);
     expect(d.attemptsLog.map((a) => [a.outcome, a.httpStatus])).toEqual([['DEAD', 422]]);
     for (const uuid of fine) expect((await deliveryOf(s.rig, uuid, 'B'))!.status).toBe('DELIVERED');
+    // An operator's replay gives it a job of its own (its bundle's job has ended), which delivers it.
+    const replayed = await request(s.rig.hub.server).post(`/admin/deliveries/${d.id}/replay`).set('Authorization', `Bearer ${s.rig.hub.adminToken}`);
+    expect(replayed.status).toBe(200);
+    const again = await eventually(async () => {
+      const now = (await deliveryOf(s.rig, refused, 'B'))!;
+      return now.status === 'DELIVERED' ? now : undefined;
+    }, 10_000);
+    expect(again.jobId).toBeNull();
+    expect(again.attemptsLog.map((a) => a.outcome)).toEqual(['DEAD', 'DELIVERED']);
+    expect(createsOf(s.rig, refused)).toBe(1);
   });
 
   it('waits when told to slow down (429) and runs the bundle again, sending nothing twice', async () => {

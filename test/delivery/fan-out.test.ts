@@ -80,6 +80,10 @@ describe('a change reaches every other receiving partner of the client', () => {
     expect(deliveries[0]).toMatchObject({ status: 'DELIVERED', wantedVersion: 1, deliveredVersion: 1 });
     // Time-ordered IDs (UUID version 7), as the record's own.
     expect([uuid, deliveries[0].id, deliveries[0].attemptsLog[0].id].map(uuidVersion)).toEqual([7, 7, 7]);
+    // So is the link to B's ID for it, written with the delivery's finish.
+    const toB = await rig.hub.prisma.link.findFirstOrThrow({ where: { entityId: uuid, providerId: deliveries[0].targetProviderId } });
+    expect(toB.externalId).toBe(rig.partners.B.fake!.userByRef(uuid)!.id);
+    expect(uuidVersion(toB.id)).toBe(7);
     expect(deliveries[0].attemptsLog[0]).toMatchObject({ outcome: 'DELIVERED', version: 1, httpStatus: 201 });
     expect(deliveries[0].attemptsLog[0].calls).toMatch(/^createUser 201 \d+ms/);
     expect(deliveries[0].attemptsLog[0].idempotencyKey).toBe(eventIdOf(uuid, 1));

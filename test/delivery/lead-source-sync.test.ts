@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { version as uuidVersion } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Capability } from '../../adapters/contract.ts';
 import { REFERENCE_CAPABILITIES } from '../../adapters/reference/index.ts';
@@ -81,6 +82,8 @@ describe('lead sources are matched by name, created when the partner can, and se
     expect(leadSourceCalls(b, 'POST')).toHaveLength(1);
     expect(JSON.parse(leadSourceCalls(b, 'POST')[0].body)).toMatchObject({ name: 'Newspaper', active: true, clientId: 'B-client', clubId: 'B-club', externalRef: uuid });
     expect((await linkOf('B', uuid))?.externalId).toBe(created!.id);
+    // The lead source and its link to B get time-ordered IDs (UUID version 7).
+    expect([uuid, (await linkOf('B', uuid))!.id].map(uuidVersion)).toEqual([7, 7]);
     expect(await deliveryOf('B', uuid)).toMatchObject({ status: 'DELIVERED', deliveredVersion: 1 });
 
     const prospectUuid = await saveUser('p-news', prospect, fromNewspaper);

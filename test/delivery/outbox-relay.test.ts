@@ -1,6 +1,6 @@
 import type { JobType } from 'bullmq';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
 import { createLogger } from '../../src/log.ts';
@@ -138,6 +138,32 @@ describe('the outbox relay', () => {
     const once = before.map((row) => row.replace(/\d+$/, (n) => String(Number(n) + 1)));
     await eventually(async () => JSON.stringify(await vacuums()) === JSON.stringify(once), 5_000);
     expect(await vacuums()).toEqual(once);
+  });
+
+  it('a vacuum that fails is logged, fails no run, and is tried again after the next `vacuumEvery` events', async () => {
+    const lines: string[] = [];
+    const logger = createLogger('warn', { write: (line: string) => void lines.push(line) });
+    const vacuuming = new OutboxRelay(rig.hub.prisma, rig.engine.store, rig.engine.registry, rig.engine.queues, logger, { intervalMs: 60_000, clientIds: [rig.clientId], vacuumEvery: 2 });
+    relays.push(vacuuming);
+    // On the embedded database's one shared session, another client's open transaction fails a VACUUM this way.
+    const vacuum = vi.spyOn(rig.engine.store, 'vacuum').mockRejectedValueOnce(new Error('VACUUM cannot run inside a transaction block'));
+    try {
+      await saveAtA();
+      await saveAtA();
+      expect(await vacuuming.drain()).toBe(2);
+      expect(vacuum).toHaveBeenCalledTimes(1);
+      expect(lines.map((line) => JSON.parse(line))).toMatchObject([{ level: 40, msg: 'vacuum of the outbox and deliveries failed', err: { message: 'VACUUM cannot run inside a transaction block' } }]);
+      expect(await unrelayed()).toBe(0);
+      await saveAtA();
+      expect(await vacuuming.drain()).toBe(1);
+      expect(vacuum).toHaveBeenCalledTimes(1);
+      await saveAtA();
+      expect(await vacuuming.drain()).toBe(1);
+      expect(vacuum).toHaveBeenCalledTimes(2);
+      expect(lines).toHaveLength(1);
+    } finally {
+      vacuum.mockRestore();
+    }
   });
 
   it('is set by the engine to vacuum on the embedded database, which runs no autovacuum, and not on PostgreSQL', () => {

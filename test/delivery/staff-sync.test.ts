@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import request from 'supertest';
+import { version as uuidVersion } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Capability } from '../../adapters/contract.ts';
 import { REFERENCE_CAPABILITIES } from '../../adapters/reference/index.ts';
@@ -80,6 +81,8 @@ describe('staff are matched by email, never created (seed 001 example: John Staf
     const uuid = await save.staff('A', '1111', 'jstaff@club.com');
     const link = await eventually(() => rig.hub.prisma.link.findFirst({ where: { providerId: bProvider, entityType: 'STAFF', entityId: uuid } }));
     expect(link.externalId).toBe('9999');
+    // The staff member and the link the match wrote get time-ordered IDs (UUID version 7).
+    expect([uuid, link.id].map(uuidVersion)).toEqual([7, 7]);
     await settled(rig);
     // The staff list itself, not a lookup by email.
     expect(staffReads(b).some((r) => !isFind(r.path) && r.path.includes('clientId=B-client') && r.path.includes('clubId=B-club'))).toBe(true);
