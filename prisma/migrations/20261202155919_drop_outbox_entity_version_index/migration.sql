@@ -1,0 +1,2 @@
+-- DropIndex
+DROP INDEX "outbox_event_entityId_version_key";
