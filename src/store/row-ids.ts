@@ -27,7 +27,7 @@ export function newRowId(): string {
     clock.seq = ((random[6] & 0x7f) << 24) | (random[7] << 16) | (random[8] << 8) | random[9];
   } else {
     clock.seq = (clock.seq + 1) | 0;
-    // The counter's 31 bits ran out within one millisecond: borrow the next.
+    // The 32-bit counter (started below 2^31) ran out within one millisecond: borrow the next.
     if (clock.seq === 0) clock.msecs += 1;
   }
   return v7({ msecs: clock.msecs, seq: clock.seq, random });
