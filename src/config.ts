@@ -74,7 +74,8 @@ const env = z.object({
   CONNECTOR_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   CONNECTOR_RELAY_INTERVAL_MS: z.coerce.number().int().min(10).default(100),
   CONNECTOR_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
-  CONNECTOR_EVENT_RETENTION_HOURS: z.coerce.number().min(0).default(168),
+  // At most 100 years: further back than that is out of PostgreSQL's timestamp range.
+  CONNECTOR_EVENT_RETENTION_HOURS: z.coerce.number().min(0).max(876_000).default(168),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

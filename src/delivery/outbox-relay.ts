@@ -167,7 +167,8 @@ export class OutboxRelay {
    */
   async prune(retentionMs: number, signal?: AbortSignal): Promise<number> {
     const deleted = await this.store.pruneRelayed(retentionMs, { clientIds: this.options.clientIds, signal });
-    if (deleted > 0 && this.options.vacuumEvery !== undefined) await this.vacuum();
+    // Not while stopping: a vacuum would hold up the shutdown; the next prune after a start vacuums.
+    if (deleted > 0 && this.options.vacuumEvery !== undefined && !signal?.aborted) await this.vacuum();
     return deleted;
   }
 
