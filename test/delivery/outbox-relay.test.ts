@@ -2,10 +2,12 @@ import type { JobType } from 'bullmq';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
+import { DeliveryStore } from '../../src/delivery/delivery-store.ts';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
 import { createLogger } from '../../src/log.ts';
 import { API, userXml } from '../support/test-hub.ts';
 import { eventually, startRig, type Rig } from '../support/delivery-rig.ts';
+import { freshDatabase } from '../support/fresh-database.ts';
 
 let rig: Rig;
 const relays: OutboxRelay[] = [];
@@ -291,9 +293,32 @@ describe('the prune of relayed change events', () => {
     // Nor once its engine is stopping.
     expect(await relay({}).prune(HOUR, AbortSignal.abort())).toBe(0);
     expect(await events()).toHaveLength(before);
-    // A relay of every client (no clientIds), as the hub runs it: other clients' events here are younger.
-    expect(await relay({ clientIds: undefined }).prune(HOUR)).toBe(before);
+    expect(await relay({}).prune(HOUR)).toBe(before);
     expect(await events()).toHaveLength(0);
+  });
+
+  // Of every client, as the hub runs it: in a database of its own, whose events are all this test's
+  // (in the run's shared database, other files' younger events come first, and the prune stops at them).
+  // PGlite serves one database only.
+  it.runIf(inject('databaseKind') === 'postgres')('prunes every client’s events when not scoped to some (clientIds null), as the hub runs it', async () => {
+    const own = await freshDatabase(inject('databaseUrl'), 'connector_prune');
+    const store = new DeliveryStore(own.url, 2);
+    try {
+      const [x, y] = [crypto.randomUUID(), crypto.randomUUID()];
+      const insert = (clientId: string, hoursAgo: number, relayed: boolean) =>
+        store.pool.query(
+          `INSERT INTO outbox_event (id, "entityType", "entityId", "clientId", version, "createdAt", "relayedAt")
+           VALUES (gen_random_uuid(), 'USER', gen_random_uuid(), $1, 1, now() - make_interval(hours => $2), CASE WHEN $3::boolean THEN now() - make_interval(hours => $2) END)`,
+          [clientId, hoursAgo, relayed],
+        );
+      for (const [clientId, hoursAgo, relayed] of [[x, 3, true], [y, 3, true], [x, 3, false], [y, 2, true], [x, 0, true], [y, 2, true]] as const) await insert(clientId, hoursAgo, relayed);
+      expect(await store.pruneRelayed(HOUR, { batchSize: 2 })).toBe(3);
+      const { rows } = await store.pool.query(`SELECT "clientId"::text AS client, "relayedAt" IS NULL AS unrelayed FROM outbox_event ORDER BY seq`);
+      expect(rows).toEqual([{ client: x, unrelayed: true }, { client: x, unrelayed: false }, { client: y, unrelayed: false }]);
+    } finally {
+      await store.close();
+      await own.drop();
+    }
   });
 
   it('vacuums after a prune that deleted events, on a relay that vacuums (the embedded database)', async () => {
