@@ -167,7 +167,7 @@ export class OutboxRelay {
    */
   async prune(retentionMs: number, signal?: AbortSignal): Promise<number> {
     const deleted = await this.store.pruneRelayed(retentionMs, { clientIds: this.options.clientIds, signal });
-    // Not while stopping: a vacuum would hold up the shutdown; the next prune after a start vacuums.
+    // Not while stopping: a vacuum would hold up the shutdown; the relay's next one (vacuumEvery) reclaims them.
     if (deleted > 0 && this.options.vacuumEvery !== undefined && !signal?.aborted) await this.vacuum();
     return deleted;
   }

@@ -28,8 +28,8 @@ async function saveAtA(): Promise<void> {
   expect(res.status).toBe(200);
 }
 const unrelayed = () => rig.hub.prisma.outboxEvent.count({ where: { clientId: rig.clientId, relayedAt: null } });
-function relay(options: Partial<OutboxRelayOptions>): OutboxRelay {
-  const made = new OutboxRelay(rig.hub.prisma, rig.engine.store, rig.engine.registry, rig.engine.queues, createLogger('silent'), { intervalMs: 60_000, clientIds: [rig.clientId], ...options });
+function relay(options: Partial<OutboxRelayOptions>, logger = createLogger('silent')): OutboxRelay {
+  const made = new OutboxRelay(rig.hub.prisma, rig.engine.store, rig.engine.registry, rig.engine.queues, logger, { intervalMs: 60_000, clientIds: [rig.clientId], ...options });
   relays.push(made);
   return made;
 }
@@ -145,8 +145,7 @@ describe('the outbox relay', () => {
   it('a vacuum that fails is logged, fails no run, and is tried again after the next `vacuumEvery` events', async () => {
     const lines: string[] = [];
     const logger = createLogger('warn', { write: (line: string) => void lines.push(line) });
-    const vacuuming = new OutboxRelay(rig.hub.prisma, rig.engine.store, rig.engine.registry, rig.engine.queues, logger, { intervalMs: 60_000, clientIds: [rig.clientId], vacuumEvery: 2 });
-    relays.push(vacuuming);
+    const vacuuming = relay({ vacuumEvery: 2 }, logger);
     // On the embedded database's one shared session, another client's open transaction fails a VACUUM this way.
     const vacuum = vi.spyOn(rig.engine.store, 'vacuum').mockRejectedValueOnce(new Error('VACUUM cannot run inside a transaction block'));
     try {
