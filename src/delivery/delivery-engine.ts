@@ -26,6 +26,8 @@ export interface DeliveryEngineOptions {
   logger: Logger;
   /** How often worker set and connection settings are re-read. @defaultValue 5000 */
   refreshMs?: number;
+  /** How often relayed change events past their retention are deleted (also once at start). @defaultValue 600000 */
+  pruneEveryMs?: number;
   /** Only these clients (hub IDs): to split delivery across worker groups, and to keep tests apart. */
   clientIds?: string[];
 }
@@ -36,7 +38,7 @@ const ONE_SESSION_RELAY_SPACING_MS = 50;
 /** Events relayed between vacuums on a database without autovacuum (OutboxRelayOptions.vacuumEvery). */
 const VACUUM_EVERY_EVENTS = 10_000;
 
-/** How often relayed change events older than their retention are deleted (and once at start). */
+/** DeliveryEngineOptions.pruneEveryMs's default: ten minutes. */
 const PRUNE_EVERY_MS = 10 * 60_000;
 
 /**
@@ -50,6 +52,7 @@ export class DeliveryEngine {
   private syncing: Promise<void> | undefined;
   private pruning: Promise<number> | undefined;
   private readonly stopping = new AbortController();
+  private stopped: Promise<void> | undefined;
 
   private constructor(
     private readonly options: DeliveryEngineOptions,
@@ -82,7 +85,7 @@ export class DeliveryEngine {
     void engine.pruneEvents();
     engine.timers.push(
       setInterval(() => void engine.syncWorkers(), options.refreshMs ?? 5_000),
-      setInterval(() => void engine.pruneEvents(), PRUNE_EVERY_MS),
+      setInterval(() => void engine.pruneEvents(), options.pruneEveryMs ?? PRUNE_EVERY_MS),
       setInterval(
         () => void relay.reconcile(options.defaults.reconcileIntervalMs).catch((err) => options.logger.error({ err }, 'reconcile failed')),
         options.defaults.reconcileIntervalMs,
@@ -160,8 +163,13 @@ export class DeliveryEngine {
     }
   }
 
-  /** Stops taking jobs, lets in-flight deliveries finish, closes the queues. */
-  async stop(): Promise<void> {
+  /** Stops taking jobs, lets in-flight deliveries finish, closes the queues. Once: a second call waits for the first. */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     // A long prune (the first after an upgrade) ends after its batch in hand.
     this.stopping.abort();

@@ -6,7 +6,7 @@ import { DeliveryStore } from '../../src/delivery/delivery-store.ts';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/delivery/outbox-relay.ts';
 import { createLogger } from '../../src/log.ts';
 import { API, userXml } from '../support/test-hub.ts';
-import { eventually, startRig, type Rig } from '../support/delivery-rig.ts';
+import { eventually, FAST_DELIVERY, startRig, type Rig } from '../support/delivery-rig.ts';
 import { freshDatabase } from '../support/fresh-database.ts';
 
 let rig: Rig;
@@ -348,5 +348,47 @@ describe('the prune of relayed change events', () => {
     expect(loadConfig({ CONNECTOR_EVENT_RETENTION_HOURS: '0.5' }).delivery.eventRetentionMs).toBe(HOUR / 2);
     expect(() => loadConfig({ CONNECTOR_EVENT_RETENTION_HOURS: '-1' })).toThrow(/CONNECTOR_EVENT_RETENTION_HOURS/);
     expect(() => loadConfig({ CONNECTOR_EVENT_RETENTION_HOURS: '1e8' })).toThrow(/CONNECTOR_EVENT_RETENTION_HOURS/);
+  });
+
+  it('is run by the engine once at start, then every pruneEveryMs with the configured retention, and never after its stop', async () => {
+    const prune = vi.spyOn(OutboxRelay.prototype, 'prune');
+    try {
+      const engine = await rig.anotherEngine({ pruneEveryMs: 100, defaults: { ...FAST_DELIVERY, eventRetentionMs: 42 * HOUR } });
+      const ownCalls = () => prune.mock.calls.filter((_, i) => prune.mock.contexts[i] === engine.relay);
+      // The one at start, made before start returned: no interval has fired yet.
+      expect(ownCalls()).toHaveLength(1);
+      await eventually(() => ownCalls().length >= 4, 10_000);
+      expect(ownCalls().every(([retentionMs, signal]) => retentionMs === 42 * HOUR && signal?.aborted === false)).toBe(true);
+      await engine.stop();
+      const made = ownCalls().length;
+      await pause(300);
+      expect(ownCalls()).toHaveLength(made);
+    } finally {
+      prune.mockRestore();
+    }
+  });
+
+  it('is ended by the engine’s stop, which waits for the batch in hand', async () => {
+    let signal: AbortSignal | undefined;
+    let ended = false;
+    // A long prune (the first after an upgrade): it runs until told to stop, then finishes its batch.
+    const prune = vi.spyOn(OutboxRelay.prototype, 'prune').mockImplementationOnce(async (_retentionMs, given) => {
+      signal = given;
+      await new Promise((resolve) => given!.addEventListener('abort', resolve, { once: true }));
+      await pause(200);
+      ended = true;
+      return 0;
+    });
+    try {
+      const engine = await rig.anotherEngine();
+      expect(signal?.aborted).toBe(false);
+      await engine.stop();
+      expect(signal!.aborted).toBe(true);
+      expect(ended).toBe(true);
+      // A second stop (the rig's, or a second SIGTERM) waits for the same shutdown.
+      await engine.stop();
+    } finally {
+      prune.mockRestore();
+    }
   });
 });

@@ -4,7 +4,7 @@ import type { Capability } from '../../adapters/contract.ts';
 import { FakeReferencePartner, type FakeOptions } from '../../adapters/reference/fake.ts';
 import { appServer, createApp } from '../../src/api/app.ts';
 import type { DeliveryDefaults } from '../../src/config.ts';
-import { DeliveryEngine } from '../../src/delivery/delivery-engine.ts';
+import { DeliveryEngine, type DeliveryEngineOptions } from '../../src/delivery/delivery-engine.ts';
 import { createLogger } from '../../src/log.ts';
 import { createHubServices } from '../../src/services/hub-services.ts';
 import { applyTurnup } from '../../src/turnup/apply-turnup.ts';
@@ -55,8 +55,8 @@ export interface Rig {
   /** The key the rig's connections are encrypted with (CONNECTOR_ENCRYPTION_KEY for CLI runs against the rig). */
   encryptionKey: string;
   partners: Record<string, { tenant: Tenant; fake?: FakeReferencePartner }>;
-  /** A second delivery engine on the same queues, as a second worker process runs one; stopped with the rig. */
-  anotherEngine(): Promise<DeliveryEngine>;
+  /** A second delivery engine on the same queues, as a second worker process runs one (options as given); stopped with the rig. */
+  anotherEngine(overrides?: Partial<DeliveryEngineOptions>): Promise<DeliveryEngine>;
   stop(): Promise<void>;
 }
 
@@ -113,7 +113,7 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
   const base = createTestHub();
   await applyTurnup({ prisma: base.prisma, secretBox: base.secretBox }, file);
   const clientId = (await base.prisma.client.findUniqueOrThrow({ where: { code: clientCode } })).id;
-  const startEngine = () =>
+  const startEngine = (overrides: Partial<DeliveryEngineOptions> = {}) =>
     DeliveryEngine.start({
       prisma: base.prisma,
       secretBox: base.secretBox,
@@ -124,6 +124,7 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
       logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
       refreshMs: 500,
       clientIds: [clientId],
+      ...overrides,
     });
   const engine = await startEngine();
   const others: DeliveryEngine[] = [];
@@ -139,8 +140,8 @@ export async function startRig(setups: PartnerSetup[], options: { delivery?: Par
     clientId,
     encryptionKey,
     partners,
-    async anotherEngine() {
-      const other = await startEngine();
+    async anotherEngine(overrides) {
+      const other = await startEngine(overrides);
       others.push(other);
       return other;
     },
