@@ -42,9 +42,10 @@ export interface SizeFigures {
   ingest: LoadResult;
   /** Sequential scans of user_record and link while the hub was under load. */
   fullScans: number;
-  /** The database's size once seeded (MiB), against the server's shared buffers (MiB). */
+  /** The database's size once seeded (MiB), against the server's shared buffers (MiB) and its huge_pages setting. */
   databaseMiB: number;
   sharedBuffersMiB: number;
+  hugePages: string;
   /** Plans of the save path's read and of the GET's queries, when asked for. */
   plans?: { query: string; plan: string }[];
 }
@@ -94,6 +95,7 @@ interface Size {
   seedSeconds: number;
   databaseMiB: number;
   sharedBuffersMiB: number;
+  hugePages: string;
   plans?: { query: string; plan: string }[];
   scansBefore: number;
   /** The bench's own connections (this client, the env's Prisma pool), not the hub's. */
@@ -108,9 +110,10 @@ async function seeded(users: number, explain: boolean): Promise<Size> {
   try {
     await db.connect();
     const seedSeconds = await seedUsers(db, env, users);
-    const { rows: sizes } = await db.query<{ database: string; buffers: string }>(
+    const { rows: sizes } = await db.query<{ database: string; buffers: string; huge: string }>(
       `SELECT pg_database_size(current_database()) / 1048576 AS database,
-              (SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers') AS buffers`,
+              (SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers') AS buffers,
+              current_setting('huge_pages') AS huge`,
     );
     return {
       users,
@@ -119,6 +122,7 @@ async function seeded(users: number, explain: boolean): Promise<Size> {
       seedSeconds,
       databaseMiB: Number(sizes[0].database),
       sharedBuffersMiB: Number(sizes[0].buffers),
+      hugePages: sizes[0].huge,
       plans: explain ? await explainReads(db, env, users) : undefined,
       scansBefore: await fullScans(db),
       ownBackends: await clientBackends(db),
@@ -256,6 +260,7 @@ async function figuresOf(size: Size): Promise<SizeFigures> {
     fullScans: (await fullScans(size.db)) - size.scansBefore,
     databaseMiB: size.databaseMiB,
     sharedBuffersMiB: size.sharedBuffersMiB,
+    hugePages: size.hugePages,
     plans: size.plans,
   };
 }

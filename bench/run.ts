@@ -238,8 +238,9 @@ function deliveryCpu(queues: string, micros: Record<string, number | undefined>)
     record(`GET /user by recordID with ${users} at a steady 1,000/s (evenly paced), p50`, at.getSteady.p50, 'ms');
     record(`GET /user by recordID with ${users} at a steady 1,000/s (evenly paced), p99`, at.getSteady.p99, 'ms');
     // Where a GET's cost goes: the database's pages that were not in its shared buffers come
-    // from the operating system, a system call each.
-    record(`database size with ${stored} (PostgreSQL shared_buffers: ${at.sharedBuffersMiB} MiB)`, at.databaseMiB, 'MiB');
+    // from the operating system, a system call each; and without huge pages each session maps
+    // the buffers 4 KiB at a time (README, Where it stands). huge_pages=try uses them if reserved.
+    record(`database size with ${stored} (PostgreSQL shared_buffers: ${at.sharedBuffersMiB} MiB, huge_pages: ${at.hugePages})`, at.databaseMiB, 'MiB');
     if (at.getCost.hubMicros !== undefined) record(`CPU time per GET with ${users}, hub`, at.getCost.hubMicros, 'µs');
     if (at.getCost.postgresMicros !== undefined) record(`CPU time per GET with ${users}, PostgreSQL`, at.getCost.postgresMicros, 'µs');
     record(`PostgreSQL pages read from the OS per GET with ${users} (not in shared buffers)`, at.getCost.blocksRead, 'pages');
