@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { deliveryBacklog } from './delivery-backlog.ts';
 import { deliveryLatency } from './delivery-latency.ts';
-import { benchEnv, machine, median } from './bench-env.ts';
+import { benchEnv, machine, median, PG_SERVER } from './bench-env.ts';
 import { flatCost } from './flat-cost.ts';
 import { load, measuredLoad, mergeFailures, pacedLoad, startBaseline, startEmbeddedHub, startIngestHub, type LoadResult } from './ingest.ts';
 import { machineCpu } from './process-cpu.ts';
@@ -283,12 +284,30 @@ const commit = (() => {
     return 'unknown';
   }
 })();
+/** The PostgreSQL the run used (BENCH_DATABASE_URL or the machine's), and the settings that move its figures. */
+async function postgresServer(): Promise<string> {
+  const db = new pg.Client({ connectionString: PG_SERVER });
+  try {
+    await db.connect();
+    const { rows } = await db.query<Record<string, string>>(
+      `SELECT current_setting('server_version') AS version, current_setting('shared_buffers') AS buffers,
+              current_setting('huge_pages') AS huge, current_setting('autovacuum') AS autovacuum`,
+    );
+    const [s] = rows;
+    return `PostgreSQL ${s.version} (shared_buffers ${s.buffers}, huge_pages ${s.huge}, autovacuum ${s.autovacuum})`;
+  } catch (error) {
+    return `PostgreSQL (settings unread: ${(error as Error).message})`;
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
 const table = ['| Figure | Value | Target | Met |', '|---|---|---|---|', ...rows.map((r) => `| ${r.figure} | ${r.value} | ${r.target} | ${r.pass === undefined ? '' : r.pass ? 'yes' : 'no'} |`)].join('\n');
 console.log(`\n${table}`);
 if (!quick) {
   writeFileSync(
     path.resolve(import.meta.dirname, 'RESULTS.md'),
-    `# Benchmark results\n\n${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${machine()}.\nProduced by \`npm run bench\` (bench/run.ts); PostgreSQL 15 and Redis 7 on the same machine.\n\n${table}\n`,
+    `# Benchmark results\n\n${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${machine()}.\nProduced by \`npm run bench\` (bench/run.ts); ${await postgresServer()} and Redis 7 on the same machine.\n\n${table}\n`,
   );
 }
 process.exit(0);

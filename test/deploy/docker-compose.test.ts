@@ -116,6 +116,18 @@ describe('docker-compose.yml', () => {
     expect(command).toMatch(/--appendonly[ =]yes/);
   });
 
+  it('runs postgres with its shared buffers from POSTGRES_SHARED_BUFFERS (128MB by default), in huge pages where the host has them', () => {
+    const command = services.postgres.command as string[];
+    // The image's entrypoint initialises the data and then runs a command that starts with "postgres".
+    expect(command[0]).toBe('postgres');
+    const settings = (given: Record<string, string>) => {
+      const args = command.map((arg) => interpolate(arg, given));
+      return Object.fromEntries(args.flatMap((arg, i) => (args[i - 1] === '-c' ? [arg.split('=', 2)] : [])));
+    };
+    expect(settings({})).toEqual({ shared_buffers: '128MB', huge_pages: 'try' });
+    expect(settings({ POSTGRES_SHARED_BUFFERS: '2GB' }).shared_buffers).toBe('2GB');
+  });
+
   it('publishes the API on 8080 and checks /ready', () => {
     const ports = (services.api.ports ?? []).map((p) => (typeof p === 'object' ? `${p.published}:${p.target}` : String(p)));
     expect(ports.some((p) => /(^|:)8080:8080$/.test(p))).toBe(true);
