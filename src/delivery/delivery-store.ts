@@ -42,6 +42,8 @@ export interface AttemptRecord {
 /** An unrelayed change event, as the relay reads it. */
 export interface RelayEvent {
   id: string;
+  /** Its place in the order events were made (a bigint, as text). */
+  seq: string;
   entityType: 'USER' | 'STAFF' | 'LEAD_SOURCE';
   entityId: string;
   clientId: string;
@@ -199,7 +201,8 @@ export class DeliveryStore {
     limit: number,
     clientIds: string[] | undefined,
     fanOut: (events: RelayEvent[]) => WantedDelivery[],
-  ): Promise<{ events: number; deliveries: RelayedDelivery[] }> {
+    after?: string,
+  ): Promise<{ events: number; deliveries: RelayedDelivery[]; lastSeq?: string }> {
     // Every statement below reaches its rows by key, and the event read should walk the
     // unrelayed-events index in seq order and stop at the batch size. Statistics lag behind a
     // burst of events: the planner then expects a handful of unrelayed rows and picks a bitmap
@@ -207,9 +210,7 @@ export class DeliveryStore {
     // by ID, for every batch (a 100,000-event backlog costs quadratically). A run that cannot
     // finish within a minute (a lock held elsewhere) gives up, and the next tick tries again.
     return this.byKeys(async (client) => {
-      const { rows: events } = await client.query<RelayEvent>(
-        clientIds ? { name: 'relay-read-of', text: relayRead('AND e."clientId" = ANY($2::uuid[])'), values: [limit, clientIds] } : { name: 'relay-read', text: relayRead(''), values: [limit] },
-      );
+      const { rows: events } = await client.query<RelayEvent>(relayReadOf(limit, clientIds, after));
       if (events.length === 0) return { events: 0, deliveries: [] };
       const wanted = fanOut(events);
       const column = <K extends keyof WantedDelivery>(key: K) => wanted.map((w) => w[key]);
@@ -221,7 +222,7 @@ export class DeliveryStore {
           column('providerId'), column('version'), column('jobId'), events.map((e) => e.id),
         ],
       });
-      return { events: events.length, deliveries };
+      return { events: events.length, deliveries, lastSeq: events[events.length - 1].seq };
     });
   }
 
@@ -345,12 +346,26 @@ interface FinishRow {
   externalId: string | null;
 }
 
-// The relay's read of unrelayed events ($1: how many; `scope`: a condition on their client).
-const relayRead = (scope: string) => `SELECT e.id::text AS id, e."entityType"::text AS "entityType", e."entityId"::text AS "entityId",
+// The relay's read of unrelayed events ($1: how many; `scope`: conditions on their client and seq).
+const relayRead = (scope: string) => `SELECT e.id::text AS id, e.seq::text AS seq, e."entityType"::text AS "entityType", e."entityId"::text AS "entityId",
        e."clientId"::text AS "clientId", e.version, e."originProviderId"::text AS "originProviderId",
        CASE WHEN e."entityType" = 'USER' THEN (SELECT u."userType"::text FROM user_record u WHERE u.id = e."entityId") END AS "userType"
      FROM outbox_event e WHERE e."relayedAt" IS NULL ${scope}
      ORDER BY e.seq LIMIT $1 FOR UPDATE OF e SKIP LOCKED`;
+const RELAY_READS = {
+  all: relayRead(''),
+  of: relayRead('AND e."clientId" = ANY($2::uuid[])'),
+  after: relayRead('AND e.seq > $2::bigint'),
+  ofAfter: relayRead('AND e."clientId" = ANY($2::uuid[]) AND e.seq > $3::bigint'),
+};
+
+/** The relay's read, of some clients or all, from the start of the index or after a seq (OutboxRelayOptions.serialized). */
+function relayReadOf(limit: number, clientIds: string[] | undefined, after: string | undefined): pg.QueryConfig & { name: string } {
+  if (clientIds && after !== undefined) return { name: 'relay-read-of-after', text: RELAY_READS.ofAfter, values: [limit, clientIds, after] };
+  if (clientIds) return { name: 'relay-read-of', text: RELAY_READS.of, values: [limit, clientIds] };
+  if (after !== undefined) return { name: 'relay-read-after', text: RELAY_READS.after, values: [limit, after] };
+  return { name: 'relay-read', text: RELAY_READS.all, values: [limit] };
+}
 
 // The relay's writes: the wanted deliveries ($1-$8, one array per column) and the events relayed ($9).
 // A delivery that was pending keeps its job (it may be running); one that becomes pending again

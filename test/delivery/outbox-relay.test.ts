@@ -168,7 +168,28 @@ describe('the outbox relay', () => {
   });
 
   it('is set by the engine to vacuum on the embedded database, which runs no autovacuum, and not on PostgreSQL', () => {
-    expect(rig.engine.relay.vacuumEvery).toBe(inject('databaseKind') === 'pglite' ? 10_000 : undefined);
+    expect(rig.engine.relay.vacuumEvery).toBe(inject('databaseKind') === 'pglite' ? 100_000 : undefined);
+  });
+
+  it('serialized (one transaction at a time), reads after the last event it relayed: not from the start of the index', async () => {
+    const serialized = relay({ serialized: true });
+    const walking = relay({});
+    for (let i = 0; i < 3; i++) await saveAtA();
+    expect(await serialized.drain()).toBe(3);
+    const [first] = await rig.hub.prisma.outboxEvent.findMany({ where: { clientId: rig.clientId }, orderBy: { seq: 'desc' }, take: 3 }).then((rows) => rows.reverse());
+    // An event before the last one relayed that is unrelayed: on a database that runs one
+    // transaction at a time none can appear; made here by hand, it shows where the read starts.
+    await rig.hub.prisma.outboxEvent.update({ where: { id: first.id }, data: { relayedAt: null } });
+    await saveAtA();
+    expect(await serialized.drain()).toBe(1);
+    expect(await unrelayed()).toBe(1);
+    // A relay that is not serialized (a server of concurrent sessions) reads from the start.
+    expect(await walking.drain()).toBe(1);
+    expect(await unrelayed()).toBe(0);
+  });
+
+  it('is serialized by the engine on the embedded database, whose one session runs one transaction at a time, and not on PostgreSQL', () => {
+    expect(rig.engine.relay.serialized).toBe(inject('databaseKind') === 'pglite');
   });
 
   it('while a backlog is being delivered, finds no job lost: a delivery finishing between its two counts is not one', async () => {

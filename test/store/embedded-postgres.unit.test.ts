@@ -162,6 +162,7 @@ describe('the embedded database', () => {
     try {
       expect(await query(embedded.url, 'SHOW shared_buffers')).toEqual([{ shared_buffers: '16MB' }]);
       expect(await query(embedded.url, 'SHOW enable_seqscan')).toEqual([{ enable_seqscan: 'off' }]);
+      expect(await query(embedded.url, 'SHOW wal_init_zero')).toEqual([{ wal_init_zero: 'off' }]);
       // The data folder's own settings (timezone, datestyle, ...) are still there.
       expect(await query(embedded.url, "SELECT count(*)::int AS n FROM pg_settings WHERE source = 'configuration file'")).not.toEqual([{ n: 0 }]);
     } finally {
