@@ -2,7 +2,7 @@ import pg from 'pg';
 import { Batcher } from '../store/batcher.ts';
 import { partnerIdSql } from '../store/links.ts';
 import { newRowId } from '../store/row-ids.ts';
-import { isRowFault, POOL_WAIT_MS, storePoolConfig } from '../store/sql-sessions.ts';
+import { isRowFault, POOL_WAIT_MS, StorePool } from '../store/sql-sessions.ts';
 
 /**
  * The delivery hot path in plain SQL on its own pool: a delivery costs two
@@ -83,25 +83,16 @@ const types = {
 };
 
 export class DeliveryStore {
-  readonly pool: pg.Pool;
+  readonly pool: StorePool;
   private readonly claims: Batcher<ClaimRequest, ClaimedDelivery | undefined>;
   private readonly finishes: Batcher<FinishRow, boolean>;
 
   /**
-   * @param oneSession the database serves every connection from one session (PGlite: see storePoolConfig).
+   * @param oneSession the database serves every connection from one session (PGlite: see StorePool).
    * @param waitMs how long a statement waits for a connection of the pool (see POOL_WAIT_MS).
    */
   constructor(databaseUrl: string, poolSize = 10, oneSession = false, waitMs = POOL_WAIT_MS) {
-    this.pool = new pg.Pool({
-      connectionString: databaseUrl,
-      max: poolSize,
-      connectionTimeoutMillis: waitMs,
-      types,
-      ...storePoolConfig(oneSession),
-    } as pg.PoolConfig);
-    // An idle connection dropped by the server (restart, failover) must not take the process down;
-    // the next query opens a new one.
-    this.pool.on('error', () => undefined);
+    this.pool = new StorePool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: waitMs, types } as pg.PoolConfig, oneSession);
     // Two batches never hold the same delivery (one job works on a delivery, and a key stays out of a batch
     // while another has it); a deadlock with the relay's upsert of the same deliveries is a row fault.
     this.claims = new Batcher({
@@ -316,7 +307,7 @@ export class DeliveryStore {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.pool.close();
   }
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { FieldValues, RecordSchema } from '../domain/record-schema.ts';
 import { Batcher, type BatcherOptions } from './batcher.ts';
-import { isRowFault, POOL_WAIT_MS, storePoolConfig } from './sql-sessions.ts';
+import { isRowFault, POOL_WAIT_MS, StorePool } from './sql-sessions.ts';
 import { partnerIdSql, type LinkKey } from './links.ts';
 import { eventIdOf, type RecordChange } from './outbox.ts';
 import { newRowId } from './row-ids.ts';
@@ -60,26 +60,20 @@ interface KeyedWrite {
 export class RecordStore {
   private readonly batchers = new Map<string, unknown>();
 
-  constructor(readonly pool: pg.Pool) {}
+  constructor(readonly pool: StorePool) {}
 
   /**
-   * @param options.oneSession the database serves every connection from one session (PGlite: see storePoolConfig).
+   * @param options.oneSession the database serves every connection from one session (PGlite: see StorePool).
    * @param options.waitMs how long a save waits for a connection of the pool (see POOL_WAIT_MS).
    */
   static open(databaseUrl: string, poolSize: number, options: { oneSession?: boolean; waitMs?: number } = {}): RecordStore {
     // A pool that cannot hand out a connection in time (POOL_WAIT_MS) is a hub that cannot take saves:
     // UNAVAILABLE. A save waits at most 5 s for a row another transaction holds (then UNAVAILABLE, retry), so
     // one stuck record cannot hold the saves batched with it for long.
-    const pool = new pg.Pool({
-      connectionString: databaseUrl,
-      max: poolSize,
-      connectionTimeoutMillis: options.waitMs ?? POOL_WAIT_MS,
-      lock_timeout: 5_000,
-      ...storePoolConfig(options.oneSession ?? false),
-    });
-    // An idle connection dropped by the server (restart, failover) must not take the process down;
-    // the next save opens a new one.
-    pool.on('error', () => undefined);
+    const pool = new StorePool(
+      { connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: options.waitMs ?? POOL_WAIT_MS, lock_timeout: 5_000 },
+      options.oneSession ?? false,
+    );
     return new RecordStore(pool);
   }
 
@@ -187,7 +181,7 @@ export class RecordStore {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.pool.close();
   }
 }
 

@@ -56,13 +56,38 @@ export const KEYED_PLANS = '-c enable_seqscan=off -c plan_cache_mode=force_gener
 export const POOL_WAIT_MS = 10_000;
 
 /**
- * The pool settings of a plain-SQL store: KEYED_PLANS for each session on
- * PostgreSQL; on a database that serves every connection from one session,
- * whose settings are its own (the embedded database starts without
- * sequential scans), connections that keep their statement names apart.
+ * A plain-SQL store's pool (saves, deliveries). Its settings: KEYED_PLANS
+ * for each session on PostgreSQL; on a database that serves every
+ * connection from one session, whose settings are its own (the embedded
+ * database starts without sequential scans), connections that keep their
+ * statement names apart (OwnStatementNames).
+ *
+ * Its close() returns once every connection has ended. pg-pool's end()
+ * resolves as soon as it has told its connections to end, before they
+ * have: on PGlite a closed store's statements were then still prepared in
+ * the session that outlives it, their DEALLOCATE in flight.
  */
-export function storePoolConfig(oneSession: boolean): pg.PoolConfig {
-  return oneSession ? { Client: OwnStatementNames } : { options: KEYED_PLANS };
+export class StorePool extends pg.Pool {
+  private readonly open = new Set<pg.PoolClient>();
+  private allEnded?: () => void;
+
+  constructor(config: pg.PoolConfig, oneSession: boolean) {
+    super({ ...config, ...(oneSession ? { Client: OwnStatementNames } : { options: KEYED_PLANS }) });
+    this.on('connect', (client) => this.open.add(client));
+    this.on('remove', (client) => {
+      this.open.delete(client);
+      if (this.open.size === 0) this.allEnded?.();
+    });
+    // An idle connection dropped by the server (restart, failover) must not take the process down;
+    // the next statement opens a new one.
+    this.on('error', () => undefined);
+  }
+
+  async close(): Promise<void> {
+    const allEnded = new Promise<void>((resolve) => (this.allEnded = resolve));
+    await this.end();
+    if (this.open.size > 0) await allEnded;
+  }
 }
 
 /**

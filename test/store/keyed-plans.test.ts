@@ -3,6 +3,7 @@ import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { DeliveryStore } from '../../src/delivery/delivery-store.ts';
 import { RecordStore } from '../../src/store/record-store.ts';
+import { StorePool } from '../../src/store/sql-sessions.ts';
 
 // PostgreSQL only: PGlite serves every connection from one session, which takes no session options.
 describe.runIf(inject('databaseKind') === 'postgres')('the plain-SQL stores on PostgreSQL', () => {
@@ -61,5 +62,20 @@ describe.runIf(inject('databaseKind') === 'pglite')('the plain-SQL stores on the
     } finally {
       await observer.end();
     }
+  });
+});
+
+describe('a plain-SQL store pool', () => {
+  it('closes once every one of its connections has ended, not when it has only asked them to', async () => {
+    const pool = new StorePool({ connectionString: inject('databaseUrl'), max: 3 }, inject('databaseKind') === 'pglite');
+    const ended: pg.PoolClient[] = [];
+    pool.on('connect', (client) => client.on('end', () => ended.push(client)));
+    const clients = await Promise.all([1, 2, 3].map(() => pool.connect()));
+    for (const client of clients) await client.query({ name: 'one', text: 'SELECT 1' });
+    for (const client of clients) client.release();
+    // pg-pool's own end() resolves once it has asked its idle connections to end; on PGlite each still has its
+    // DEALLOCATE to send then.
+    await pool.close();
+    expect(clients.map((client) => ended.includes(client))).toEqual([true, true, true]);
   });
 });
