@@ -39,7 +39,8 @@ export interface OutboxRelayOptions {
    * index of unrelayed events one for every event ever relayed (which
    * `serialized` keeps the relay's read from walking), the deliveries'
    * status indexes one for every delivery made. A vacuum holds PGlite's
-   * one session for ~40-70 ms with ~100,000 events kept.
+   * one session for a time that grows with the row versions it clears
+   * (see the engine's VACUUM_EVERY_EVENTS).
    */
   vacuumEvery?: number;
   /**
@@ -172,7 +173,9 @@ export class OutboxRelay {
 
   private async vacuum(): Promise<void> {
     try {
+      const started = performance.now();
       await this.store.vacuum();
+      this.logger.debug({ ms: Math.round(performance.now() - started) }, 'vacuumed the outbox and deliveries');
     } catch (error) {
       this.logger.warn({ err: error }, 'vacuum of the outbox and deliveries failed');
     }

@@ -168,7 +168,7 @@ describe('the outbox relay', () => {
   });
 
   it('is set by the engine to vacuum on the embedded database, which runs no autovacuum, and not on PostgreSQL', () => {
-    expect(rig.engine.relay.vacuumEvery).toBe(inject('databaseKind') === 'pglite' ? 100_000 : undefined);
+    expect(rig.engine.relay.vacuumEvery).toBe(inject('databaseKind') === 'pglite' ? 10_000 : undefined);
   });
 
   it('serialized (one transaction at a time), reads after the last event it relayed: not from the start of the index', async () => {
