@@ -17,12 +17,18 @@
 // - The young generation must be sized at start: 16 MiB semi-spaces here and
 //   in the Dockerfile's NODE_OPTIONS (the API and worker on PostgreSQL), where
 //   fewer scavenges, each copying about the same requests in flight, take
-//   half the time of 4 MiB ones; 4 MiB in `npm start`, the embedded default,
-//   whose PGlite memory shares the process and where 16 MiB costs ~60 MiB
-//   more for no measurable gain.
-// Both were measured while Express still re-prototyped every request, which
-// made most of the garbage long-lived (src/api/app.ts, appServer); a first
-// comparison since, 16 against 4 MiB, is within the test host's noise.
+//   half the time of 4 MiB ones; 8 MiB in `npm start`, the embedded default,
+//   whose PGlite memory shares the process. There fewer objects reach the
+//   old generation, so fewer full collections come, each of which held the
+//   saves 50-110 ms at a steady 1,000 saves/s (README, the embedded
+//   default). Measured in alternating runs of 30 s of full load then a
+//   minute at 1,000 saves/s: p99 42-59 ms with 4 MiB (four runs), 24 and
+//   29 with 8, 22 and 23 with 16; resident memory 256-280 MiB with 4,
+//   278-297 with 8, 320 with 16. (8 MiB for the hub's heap and 4 for
+//   PGlite's thread gave 22 and 49 ms, 288 MiB: no memory saved.)
+// The heap growth was measured while Express still re-prototyped every
+// request, which made most of the garbage long-lived (src/api/app.ts,
+// appServer).
 //
 // `npm start` also gives V8 one background thread instead of four
 // (--v8-pool-size=1, fixed at start like the young generation): each thread
