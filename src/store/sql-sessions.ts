@@ -62,16 +62,25 @@ export const POOL_WAIT_MS = 10_000;
  * database starts without sequential scans), connections that keep their
  * statement names apart (OwnStatementNames).
  *
- * Its close() returns once every connection has ended. pg-pool's end()
- * resolves as soon as it has told its connections to end, before they
- * have: on PGlite a closed store's statements were then still prepared in
- * the session that outlives it, their DEALLOCATE in flight.
+ * Its close() returns once every connection has ended, or after
+ * `endWaitMs`. pg-pool's end() resolves as soon as it has told its
+ * connections to end, before they have: on PGlite a closed store's
+ * statements were then still prepared in the session that outlives it,
+ * their DEALLOCATE in flight.
  */
 export class StorePool extends pg.Pool {
   private readonly open = new Set<pg.PoolClient>();
   private allEnded?: () => void;
 
-  constructor(config: pg.PoolConfig, oneSession: boolean) {
+  /**
+   * @param endWaitMs how long close() waits for its connections' ends (a server that does not
+   *   answer them must not hold up a shutdown).
+   */
+  constructor(
+    config: pg.PoolConfig,
+    oneSession: boolean,
+    private readonly endWaitMs = POOL_WAIT_MS,
+  ) {
     super({ ...config, ...(oneSession ? { Client: OwnStatementNames } : { options: KEYED_PLANS }) });
     this.on('connect', (client) => this.open.add(client));
     this.on('remove', (client) => {
@@ -86,7 +95,10 @@ export class StorePool extends pg.Pool {
   async close(): Promise<void> {
     const allEnded = new Promise<void>((resolve) => (this.allEnded = resolve));
     await this.end();
-    if (this.open.size > 0) await allEnded;
+    if (this.open.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([allEnded, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.endWaitMs)))]);
+    clearTimeout(timer);
   }
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { DeliveryStore } from '../../src/delivery/delivery-store.ts';
@@ -77,5 +78,25 @@ describe('a plain-SQL store pool', () => {
     // DEALLOCATE to send then.
     await pool.close();
     expect(clients.map((client) => ended.includes(client))).toEqual([true, true, true]);
+  });
+  it('gives up waiting for a connection whose server never answers its end, so a shutdown is not held up', async () => {
+    // A server that finishes the startup (authentication OK, ready for queries), then reads nothing and never closes.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.push(socket);
+      socket.once('data', () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49])));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const pool = new StorePool({ connectionString: `postgresql://hub@127.0.0.1:${port}/hub`, max: 1 }, false, 300);
+    try {
+      (await pool.connect()).release();
+      const started = performance.now();
+      await pool.close();
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
   });
 });
