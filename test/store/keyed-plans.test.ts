@@ -79,6 +79,7 @@ describe('a plain-SQL store pool', () => {
     await pool.close();
     expect(clients.map((client) => ended.includes(client))).toEqual([true, true, true]);
   });
+
   it('gives up waiting for a connection whose server never answers its end, so a shutdown is not held up', async () => {
     // A server that finishes the startup (authentication OK, ready for queries), then reads nothing and never closes.
     const sockets: net.Socket[] = [];
